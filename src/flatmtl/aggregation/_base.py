@@ -62,6 +62,17 @@ class Aggregator:
         Trainer's optimizer. The method writes their ``.grad`` when called."""
         return []
 
+    @property
+    def seed(self) -> int:
+        """Seed of :attr:`generator`."""
+        return self._seed
+
+    def reseed(self, seed: int) -> None:
+        """Restart :attr:`generator` from ``seed`` (the flat step gives each of its instances
+        its own seed, so the loss and flat sub-problems draw independent numbers)."""
+        self._seed = seed
+        self.generator.manual_seed(seed)
+
     def on_epoch_end(self) -> None:
         """Called by the trainer at the end of every training epoch (epoch-level methods)."""
 

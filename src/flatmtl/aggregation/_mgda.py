@@ -6,7 +6,7 @@ from torch import Tensor
 
 from ._base import WeightedAggregator
 
-__all__ = ["MGDA", "min_norm_weights"]
+__all__ = ["MGDA", "frank_wolfe_weights", "min_norm_weights"]
 
 
 class MGDA(WeightedAggregator):
@@ -46,7 +46,11 @@ class MGDA(WeightedAggregator):
         return weights * gram.shape[0] if self.scale_by_num_tasks else weights
 
     def _repr_args(self) -> dict[str, object]:
-        return {"scale_by_num_tasks": self.scale_by_num_tasks}
+        return {
+            "scale_by_num_tasks": self.scale_by_num_tasks,
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+        }
 
 
 def min_norm_weights(gram: np.ndarray, max_iter: int = 1000, tol: float = 1e-10) -> np.ndarray:
@@ -60,6 +64,13 @@ def min_norm_weights(gram: np.ndarray, max_iter: int = 1000, tol: float = 1e-10)
     gram = gram / scale
     if m == 2:
         return _two_task_weights(gram)
+    return frank_wolfe_weights(gram, max_iter, tol)
+
+
+def frank_wolfe_weights(gram: np.ndarray, max_iter: int = 1000, tol: float = 1e-10) -> np.ndarray:
+    """The general (``m > 2``) path of :func:`min_norm_weights`, usable for any ``m``:
+    Frank-Wolfe from ``1/m`` with exact line search on the given Gramian."""
+    m = gram.shape[0]
     weights = np.full(m, 1.0 / m)
     for _ in range(max_iter):
         gw = gram @ weights

@@ -2,11 +2,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._aligned_mtl import AlignedMTL
 from ._base import Aggregator
 from ._cagrad import CAGrad
+from ._dbmtl import DBMTL
+from ._dwa import DWA
+from ._fairgrad import FairGrad
+from ._famo import FAMO
+from ._graddrop import GradDrop
+from ._gradnorm import GradNorm
+from ._imtl import IMTLG
+from ._imtl_l import IMTLL
 from ._linear import Mean, Sum
 from ._mgda import MGDA
+from ._nashmtl import NashMTL
 from ._pcgrad import PCGrad
+from ._rlw import RLW
+from ._si import SI
+from ._upgrad import UPGrad
+from ._uw import UW
 
 __all__ = ["AGGREGATORS", "get_aggregator", "register_aggregator"]
 
@@ -17,6 +31,20 @@ AGGREGATORS: dict[str, type[Aggregator]] = {
     "mgda": MGDA,
     "pcgrad": PCGrad,
     "cagrad": CAGrad,
+    "imtl": IMTLG,
+    "nashmtl": NashMTL,
+    "fairgrad": FairGrad,
+    "graddrop": GradDrop,
+    "upgrad": UPGrad,
+    "aligned_mtl": AlignedMTL,
+    "dbmtl": DBMTL,
+    "rlw": RLW,
+    "dwa": DWA,
+    "uw": UW,
+    "si": SI,
+    "imtl_l": IMTLL,
+    "famo": FAMO,
+    "gradnorm": GradNorm,
 }
 
 
@@ -32,7 +60,10 @@ def get_aggregator(name: str, **kwargs: Any) -> Aggregator:
     key = name.lower() if isinstance(name, str) else name
     if key not in AGGREGATORS:
         known = ", ".join(sorted(AGGREGATORS))
-        raise ValueError(f"Unknown aggregator {name!r}; expected one of: {known}.")
+        raise ValueError(
+            f"Unknown aggregator {name!r}; expected one of: {known}. Pick one of these names or "
+            "add yours with `register_aggregator`."
+        )
     try:
         return AGGREGATORS[key](**kwargs)
     except TypeError as error:

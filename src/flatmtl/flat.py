@@ -1,0 +1,451 @@
+"""The flat step: per-task SAM perturbations, re-taken gradients, and their decomposition.
+
+One call of :class:`FlatStep` on a micro-batch (Phan et al., *Improving Multi-task Learning
+via Seeking Task-based Flat Regions*, arXiv 2211.13723, Algorithm 1):
+
+1. a clean forward; per-task gradients ``g_i`` (shared part) and ``k_i`` (task ``i``'s part);
+2. perturbations ``e_i = rho_shared g_i / ||g_i||`` and ``f_i = rho_task k_i / ||k_i||``, one
+   joint L2 norm over all tensors of a part (ASAM: ``w^2 g / ||w g||`` per part);
+3. per task, a forward at ``(s + e_i, t_i + f_i)`` and the gradients ``g_i^SAM``, ``k_i^SAM``;
+   the exact original weights are copied back afterwards, also when the pass raises;
+4. flat gradients ``h_i = g_i^SAM - g_i``;
+5. the shared direction by ``strategy`` (``individual``: ``A_loss(g) + A_flat(h)``), the task
+   parameters get ``k_i^SAM``.
+
+It is plain PyTorch: the trainer hands it a ``forward(tasks)`` callable and writes the result
+into ``.grad``. BatchNorm running statistics change in the clean pass only; dropout draws
+fresh masks in each perturbed pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from .aggregation import Aggregator, WeightedAggregator
+
+__all__ = ["FLAT_STRATEGIES", "FlatSettings", "FlatStep", "FlatStepOutput", "NonFiniteLossError"]
+
+FLAT_STRATEGIES = ("individual", "direct", "second", "each")
+_EPS = 1e-12
+
+ForwardFn = Callable[[Sequence[str] | None], Mapping[str, Tensor]]
+ReduceFn = Callable[[Tensor], Tensor]
+
+
+class NonFiniteLossError(RuntimeError):
+    """A task loss of the clean pass was NaN or infinite; the step was not taken."""
+
+
+@dataclass(frozen=True)
+class FlatSettings:
+    """Options of :class:`FlatStep` (the trainer builds them from ``FlatMTLConfig``).
+
+    Attributes:
+        flat: ``False`` gives the plain aggregator step ``A(g)``, task parts ``k_i``.
+        rho_shared: radius of the shared perturbation.
+        rho_task: radius of each task's own perturbation.
+        adaptive: ASAM (Kwon et al., ICML 2021) instead of SAM.
+        strategy: one of :data:`FLAT_STRATEGIES`.
+        joint_norm: one norm over ``[g_i, k_i]`` with ``rho_shared`` for both parts, as the
+            authors' Multi-MNIST code does (the paper normalises each part on its own).
+    """
+
+    flat: bool = True
+    rho_shared: float = 0.05
+    rho_task: float = 0.05
+    adaptive: bool = False
+    strategy: str = "individual"
+    joint_norm: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("rho_shared", "rho_task"):
+            value = getattr(self, name)
+            if not (value >= 0.0) or value == float("inf"):
+                raise ValueError(
+                    f"`{name}` must be a finite number >= 0, found {value}; use 0 to disable "
+                    "the perturbation of that part."
+                )
+        if self.strategy not in FLAT_STRATEGIES:
+            raise ValueError(
+                f"`flat_strategy` must be one of {FLAT_STRATEGIES}, found {self.strategy!r}."
+            )
+
+
+@dataclass
+class FlatStepOutput:
+    """What one flat step computed (all gradients unscaled).
+
+    Attributes:
+        shared_direction: aggregated direction over the shared parameters, flat ``(d,)``.
+        task_grads: task -> one gradient per task parameter (``None`` where the loss does not
+            reach that tensor).
+        losses: task -> clean loss (detached).
+        stats: diagnostics (per-task gradient norms, aggregator weights, perturbation norms,
+            whether the task gradients conflict).
+    """
+
+    shared_direction: Tensor
+    task_grads: dict[str, list[Tensor | None]]
+    losses: dict[str, Tensor]
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def build_aggregators(
+    factory: Callable[[], Aggregator], settings: FlatSettings, num_tasks: int
+) -> dict[str, Aggregator]:
+    """The aggregator instances a strategy needs, each with its own state and seed."""
+    if not settings.flat or settings.strategy == "direct":
+        names = ["main"]
+    elif settings.strategy == "individual":
+        names = ["loss", "flat"]
+    elif settings.strategy == "second":
+        names = ["loss", "flat", "second"]
+    else:
+        names = [f"each_{i}" for i in range(num_tasks)] + ["outer"]
+    aggregators = {}
+    for offset, name in enumerate(names):
+        aggregator = factory()
+        aggregator.reseed(aggregator.seed + offset)
+        aggregators[name] = aggregator
+    return aggregators
+
+
+class FlatStep:
+    """Computes the flat (or plain) multi-task gradient of one micro-batch.
+
+    Args:
+        model: the module whose BatchNorm statistics are protected in the perturbed passes.
+        shared_params: the shared parameters, in a fixed order.
+        task_params: task -> its own parameters; its keys fix the task order.
+        aggregators: instances from :func:`build_aggregators`.
+        settings: the options.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        shared_params: Sequence[nn.Parameter],
+        task_params: Mapping[str, Sequence[nn.Parameter]],
+        aggregators: Mapping[str, Aggregator],
+        settings: FlatSettings,
+    ) -> None:
+        if not shared_params:
+            raise ValueError(
+                "No shared parameters: no parameter is reached by two or more task losses. "
+                "Check that every task uses the backbone, or pass `shared_patterns`."
+            )
+        self.model = model
+        self.shared_params = list(shared_params)
+        self.task_params = {task: list(params) for task, params in task_params.items()}
+        self.task_names = list(self.task_params)
+        self.aggregators = dict(aggregators)
+        self.settings = settings
+        self._shared_numel = [p.numel() for p in self.shared_params]
+        self.num_shared = sum(self._shared_numel)
+
+    # ------------------------------------------------------------------ public
+
+    def __call__(
+        self,
+        forward: ForwardFn,
+        clean_losses: Mapping[str, Tensor] | None = None,
+        grad_scale: float = 1.0,
+        reduce: ReduceFn | None = None,
+    ) -> FlatStepOutput:
+        """Run the step.
+
+        Args:
+            forward: ``forward(tasks)`` runs the model (only ``tasks`` when not ``None``) and
+                returns task -> scalar loss.
+            clean_losses: losses of a clean forward already run on this batch (graphs intact),
+                so it is not run twice.
+            grad_scale: the losses are differentiated times this (fp16 loss scaling); every
+                gradient is divided by it before any MTL math.
+            reduce: applied to every gradient tensor before it is used (the all-reduce mean of
+                a distributed run).
+
+        Raises:
+            NonFiniteLossError: a clean task loss is NaN or infinite; nothing was changed.
+        """
+        settings = self.settings
+        losses = dict(clean_losses) if clean_losses is not None else dict(forward(None))
+        losses = self._ordered(losses)
+        detached = {task: loss.detach().float() for task, loss in losses.items()}
+        loss_vector = torch.stack([detached[t] for t in self.task_names])
+        finite = torch.isfinite(loss_vector).all().to(loss_vector.dtype)
+        if reduce is not None:
+            finite = reduce(finite.clone())
+        if float(finite) < 1.0:
+            raise NonFiniteLossError(
+                "non-finite task loss: " + ", ".join(f"{t}={float(v)}" for t, v in detached.items())
+            )
+
+        shared_grads, task_grads = self._task_gradients(losses, grad_scale, reduce)
+        stats = _gradient_stats(shared_grads, self.task_names)
+
+        if not settings.flat:
+            direction = self._aggregate("main", shared_grads, loss_vector, stats)
+            return FlatStepOutput(direction, task_grads, detached, stats)
+
+        sam_shared, sam_task = self._perturbed_gradients(
+            forward, shared_grads, task_grads, grad_scale, reduce, stats
+        )
+        if settings.strategy == "direct":
+            direction = self._aggregate("main", sam_shared, loss_vector, stats)
+        else:
+            flat_grads = sam_shared.sub_(shared_grads)
+            direction = self._combine(shared_grads, flat_grads, loss_vector, stats)
+        return FlatStepOutput(direction, sam_task, detached, stats)
+
+    @torch.no_grad()
+    def write_gradients(self, output: FlatStepOutput, scale: float = 1.0) -> None:
+        """Add ``scale`` times the step's gradients into ``.grad`` (accumulating, so that
+        gradient accumulation over micro-batches works); unreached tensors stay untouched."""
+        offset = 0
+        direction = output.shared_direction
+        for param, numel in zip(self.shared_params, self._shared_numel):
+            _accumulate(param, direction[offset : offset + numel].view_as(param), scale)
+            offset += numel
+        for task, params in self.task_params.items():
+            for param, grad in zip(params, output.task_grads[task]):
+                if grad is not None:
+                    _accumulate(param, grad, scale)
+
+    def parameters(self) -> list[nn.Parameter]:
+        """Learned parameters of the aggregators (trained by the Trainer's optimizer)."""
+        return [p for aggregator in self.aggregators.values() for p in aggregator.parameters()]
+
+    # ------------------------------------------------------------------ internals
+
+    def _ordered(self, losses: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        missing = [task for task in self.task_names if task not in losses]
+        if missing:
+            raise ValueError(
+                f"The model's `losses` lack tasks {missing}; found {list(losses)}. Every batch "
+                "must carry a target for every task (mark missing labels with the ignore value "
+                "instead of dropping the key)."
+            )
+        return {task: losses[task] for task in self.task_names}
+
+    def _task_gradients(
+        self, losses: Mapping[str, Tensor], grad_scale: float, reduce: ReduceFn | None
+    ) -> tuple[Tensor, dict[str, list[Tensor | None]]]:
+        """``m x d`` matrix of shared gradients and each task's own gradients."""
+        m = len(self.task_names)
+        reference = self.shared_params[0]
+        shared = torch.zeros(m, self.num_shared, dtype=torch.float32, device=reference.device)
+        task_grads: dict[str, list[Tensor | None]] = {}
+        for index, task in enumerate(self.task_names):
+            own = self.task_params[task]
+            grads = torch.autograd.grad(
+                losses[task] * grad_scale if grad_scale != 1.0 else losses[task],
+                self.shared_params + own,
+                retain_graph=index < m - 1,
+                allow_unused=True,
+            )
+            self._write_row(shared[index], grads[: len(self.shared_params)], grad_scale)
+            task_grads[task] = [_unscale(g, grad_scale) for g in grads[len(self.shared_params) :]]
+        if reduce is not None:
+            shared = reduce(shared)
+            task_grads = {
+                t: [None if g is None else reduce(g) for g in gs] for t, gs in task_grads.items()
+            }
+        return shared, task_grads
+
+    def _write_row(self, row: Tensor, grads: Sequence[Tensor | None], grad_scale: float) -> None:
+        offset = 0
+        for grad, numel in zip(grads, self._shared_numel):
+            if grad is not None:
+                target = row[offset : offset + numel]
+                target.copy_(grad.reshape(-1))
+                if grad_scale != 1.0:
+                    target.div_(grad_scale)
+            offset += numel
+
+    def _perturbed_gradients(
+        self,
+        forward: ForwardFn,
+        shared_grads: Tensor,
+        task_grads: Mapping[str, list[Tensor | None]],
+        grad_scale: float,
+        reduce: ReduceFn | None,
+        stats: dict[str, float],
+    ) -> tuple[Tensor, dict[str, list[Tensor | None]]]:
+        sam_shared = torch.zeros_like(shared_grads)
+        sam_task: dict[str, list[Tensor | None]] = {}
+        saved_shared = _flatten([p.detach() for p in self.shared_params])
+        batch_norm_state = _batch_norm_buffers(self.model)
+        try:
+            for index, task in enumerate(self.task_names):
+                own = self.task_params[task]
+                saved_own = [p.detach().clone() for p in own]
+                try:
+                    e_norm, f_norm = self._perturb(
+                        saved_shared, shared_grads[index], own, task_grads[task]
+                    )
+                    stats[f"perturbation_norm_shared/{task}"] = e_norm
+                    stats[f"perturbation_norm_task/{task}"] = f_norm
+                    loss = forward([task])[task]
+                    grads = torch.autograd.grad(
+                        loss * grad_scale if grad_scale != 1.0 else loss,
+                        self.shared_params + own,
+                        allow_unused=True,
+                    )
+                finally:
+                    self._restore(saved_shared, own, saved_own)
+                self._write_row(sam_shared[index], grads[: len(self.shared_params)], grad_scale)
+                sam_task[task] = [_unscale(g, grad_scale) for g in grads[len(self.shared_params) :]]
+                del loss, grads
+        finally:
+            _restore_batch_norm(batch_norm_state)
+        if reduce is not None:
+            sam_shared = reduce(sam_shared)
+            sam_task = {
+                t: [None if g is None else reduce(g) for g in gs] for t, gs in sam_task.items()
+            }
+        if not torch.isfinite(sam_shared).all():
+            raise NonFiniteLossError("non-finite gradient in a perturbed pass")
+        return sam_shared, sam_task
+
+    @torch.no_grad()
+    def _perturb(
+        self,
+        saved_shared: Tensor,
+        shared_grad: Tensor,
+        own: Sequence[nn.Parameter],
+        own_grads: Sequence[Tensor | None],
+    ) -> tuple[float, float]:
+        """Move the shared parameters by ``e_i`` and the task's own by ``f_i``; their norms."""
+        settings = self.settings
+        own_present = [(p, g) for p, g in zip(own, own_grads) if g is not None]
+        own_weights = [p.detach() for p, _ in own_present]
+        own_g = [g for _, g in own_present]
+
+        if settings.adaptive:
+            scaled_shared = saved_shared.abs() * shared_grad
+            scaled_own = [w.abs() * g for w, g in zip(own_weights, own_g)]
+        else:
+            scaled_shared = shared_grad
+            scaled_own = own_g
+        shared_sq = scaled_shared.double().pow(2).sum()
+        own_sq = sum(
+            (g.double().pow(2).sum() for g in scaled_own),
+            torch.zeros((), device=shared_sq.device, dtype=torch.float64),
+        )
+
+        if settings.joint_norm:
+            joint = float((shared_sq + own_sq).sqrt())
+            shared_coef = settings.rho_shared / (joint + _EPS)
+            own_coef = settings.rho_shared / (joint + _EPS)
+        else:
+            shared_coef = settings.rho_shared / (float(shared_sq.sqrt()) + _EPS)
+            own_coef = settings.rho_task / (float(own_sq.sqrt()) + _EPS)
+
+        shared_step = scaled_shared * saved_shared.abs() if settings.adaptive else shared_grad
+        shared_step = shared_step * shared_coef
+        offset = 0
+        for param, numel in zip(self.shared_params, self._shared_numel):
+            param.add_(shared_step[offset : offset + numel].view_as(param))
+            offset += numel
+        own_norm_sq = 0.0
+        for weight, param, scaled, grad in zip(
+            own_weights, [p for p, _ in own_present], scaled_own, own_g
+        ):
+            step = (scaled * weight.abs() if settings.adaptive else grad) * own_coef
+            own_norm_sq += float(step.double().pow(2).sum())
+            param.add_(step)
+        return float(shared_step.double().norm()), own_norm_sq**0.5
+
+    @torch.no_grad()
+    def _restore(
+        self, saved_shared: Tensor, own: Sequence[nn.Parameter], saved_own: Sequence[Tensor]
+    ) -> None:
+        offset = 0
+        for param, numel in zip(self.shared_params, self._shared_numel):
+            param.copy_(saved_shared[offset : offset + numel].view_as(param))
+            offset += numel
+        for param, value in zip(own, saved_own):
+            param.copy_(value)
+
+    def _aggregate(
+        self, name: str, grads: Tensor, losses: Tensor | None, stats: dict[str, float]
+    ) -> Tensor:
+        aggregator = self.aggregators[name]
+        direction = aggregator(grads, losses)
+        if isinstance(aggregator, WeightedAggregator) and aggregator.weights is not None:
+            if aggregator.weights.numel() == len(self.task_names) and not name.startswith("each"):
+                for task, weight in zip(self.task_names, aggregator.weights.tolist()):
+                    stats[f"weight_{name}/{task}"] = weight
+        return direction
+
+    def _combine(
+        self, grads: Tensor, flat_grads: Tensor, losses: Tensor, stats: dict[str, float]
+    ) -> Tensor:
+        strategy = self.settings.strategy
+        if strategy == "individual":
+            return self._aggregate("loss", grads, losses, stats).add_(
+                self._aggregate("flat", flat_grads, losses, stats)
+            )
+        if strategy == "second":
+            parts = torch.stack(
+                [
+                    self._aggregate("loss", grads, losses, stats),
+                    self._aggregate("flat", flat_grads, losses, stats),
+                ]
+            )
+            return self._aggregate("second", parts, None, stats)
+        per_task = torch.stack(
+            [
+                self._aggregate(f"each_{i}", torch.stack([grads[i], flat_grads[i]]), None, stats)
+                for i in range(len(self.task_names))
+            ]
+        )
+        return self._aggregate("outer", per_task, losses, stats)
+
+
+def _accumulate(param: nn.Parameter, grad: Tensor, scale: float) -> None:
+    update = grad.to(dtype=param.dtype) * scale if scale != 1.0 else grad.to(param.dtype, copy=True)
+    if param.grad is None:
+        param.grad = update
+    else:
+        param.grad.add_(update)
+
+
+def _flatten(tensors: Sequence[Tensor]) -> Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors]).clone()
+
+
+def _unscale(grad: Tensor | None, grad_scale: float) -> Tensor | None:
+    if grad is None or grad_scale == 1.0:
+        return grad
+    return grad / grad_scale
+
+
+def _gradient_stats(shared_grads: Tensor, task_names: Sequence[str]) -> dict[str, float]:
+    gram = (shared_grads @ shared_grads.T).double()
+    stats = {
+        f"grad_norm/{t}": float(gram[i, i].clamp_min(0).sqrt()) for i, t in enumerate(task_names)
+    }
+    off_diagonal = gram[~torch.eye(len(task_names), dtype=torch.bool, device=gram.device)]
+    stats["conflict"] = float(bool((off_diagonal < 0).any()))
+    return stats
+
+
+def _batch_norm_buffers(model: nn.Module) -> list[tuple[Tensor, Tensor]]:
+    saved = []
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training:
+            for buffer in (module.running_mean, module.running_var, module.num_batches_tracked):
+                if buffer is not None:
+                    saved.append((buffer, buffer.detach().clone()))
+    return saved
+
+
+@torch.no_grad()
+def _restore_batch_norm(saved: Sequence[tuple[Tensor, Tensor]]) -> None:
+    for buffer, value in saved:
+        buffer.copy_(value)

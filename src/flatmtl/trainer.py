@@ -1,0 +1,368 @@
+"""``FlatMTLTrainer``: a ``transformers.Trainer`` whose training step is the flat MTL step.
+
+The trainer stays thin: it wires the model's per-task losses, Accelerate (autocast, loss
+scaling, distributed reduction) and the Trainer's hooks (optimizer, checkpoints, logging) to
+:class:`~flatmtl.flat.FlatStep`, which holds the algorithm.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from transformers import Trainer, TrainerCallback
+from transformers.utils import logging
+
+from .aggregation import AGGREGATORS, Aggregator, get_aggregator
+from .config import FlatMTLConfig
+from .flat import FlatStep, NonFiniteLossError, build_aggregators
+from .partition import ParameterPartition
+
+__all__ = ["FlatMTLTrainer", "extract_losses"]
+
+logger = logging.get_logger(__name__)
+
+STATE_FILE = "flatmtl_state.pt"
+
+
+def extract_losses(outputs: Any) -> dict[str, Tensor]:
+    """The ``losses`` entry of a model output (a mapping task -> scalar loss)."""
+    losses = outputs.get("losses") if isinstance(outputs, Mapping) else None
+    if losses is None and not isinstance(outputs, Mapping):
+        losses = getattr(outputs, "losses", None)
+    if not isinstance(losses, Mapping) or not losses:
+        found = list(outputs.keys()) if isinstance(outputs, Mapping) else type(outputs).__name__
+        raise ValueError(
+            "The model output has no `losses` mapping (task name -> scalar loss); found "
+            f"{found}. Return e.g. `{{'loss': sum, 'losses': {{'task_a': loss_a, ...}}}}` "
+            "from `forward`, as flatmtl.MultiTaskModel does."
+        )
+    for task, loss in losses.items():
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
+            raise ValueError(
+                f"`losses[{task!r}]` must be a scalar tensor, found "
+                f"{tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__}."
+            )
+    return {task: loss.reshape(()) for task, loss in losses.items()}
+
+
+class FlatMTLTrainer(Trainer):
+    """A ``Trainer`` for multi-head models that seeks flat regions of every task's loss.
+
+    The model returns per-task losses under ``"losses"`` (see :func:`extract_losses`); each
+    training step runs :class:`~flatmtl.flat.FlatStep` and writes the result into ``.grad``,
+    which the Trainer then clips and steps as usual.
+
+    Args:
+        args: a :class:`~flatmtl.FlatMTLConfig`.
+        partition: a fixed :class:`~flatmtl.partition.ParameterPartition`; by default it is
+            inferred from the first training batch.
+        aggregator: an aggregator instance to use in place of ``args.aggregator`` (a factory
+            makes one fresh copy per sub-problem, so pass a class or a callable to be safe).
+        Other arguments are those of ``transformers.Trainer``.
+    """
+
+    # The step divides by the accumulation steps itself, exactly once.
+    loss_is_scaled_for_ga = True
+
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: FlatMTLConfig | None = None,
+        *trainer_args: Any,
+        partition: ParameterPartition | None = None,
+        aggregator: Any = None,
+        **trainer_kwargs: Any,
+    ) -> None:
+        if args is not None and not isinstance(args, FlatMTLConfig):
+            raise TypeError(
+                f"`args` must be a flatmtl.FlatMTLConfig, found {type(args).__name__}; build it "
+                "as FlatMTLConfig(output_dir=..., aggregator=..., ...) (it accepts every "
+                "TrainingArguments field)."
+            )
+        super().__init__(model, args, *trainer_args, **trainer_kwargs)
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            backend = "DeepSpeed" if self.is_deepspeed_enabled else "FSDP"
+            raise ValueError(
+                f"FlatMTLTrainer does not support {backend}: the flat step writes `.grad` itself "
+                "and all-reduces task gradients, which sharded engines own. Supported: one "
+                "process, or DDP through `accelerate launch` / `torchrun` (CPU or GPU), "
+                "with fp32, bf16 or fp16."
+            )
+        self.model_accepts_loss_kwargs = False
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        config = getattr(unwrapped, "config", None)
+        if self.args.label_names is None and getattr(config, "label_keys", None):
+            self.label_names = list(config.label_keys)
+        self._accepts_tasks = "tasks" in inspect.signature(unwrapped.forward).parameters
+        self._aggregator_override = aggregator
+        self.partition = partition
+        self.flat_step: FlatStep | None = None
+        self._pending_state: dict[str, Any] | None = None
+        self._task_names: list[str] | None = list(getattr(config, "task_names", []) or []) or None
+        self._log_sums: dict[str, float] = defaultdict(float)
+        self._log_count = 0
+        self._skipped_steps = 0
+        self.add_callback(_EpochEndCallback(self))
+        if self._task_names is not None:
+            # Built now so that learned aggregator parameters join the optimizer.
+            self._aggregators = self._build_aggregators(len(self._task_names))
+        else:
+            self._aggregators = None
+
+    # ------------------------------------------------------------------ setup
+
+    def _aggregator_factory(self, num_tasks: int) -> Any:
+        override = self._aggregator_override
+        if override is not None:
+            if isinstance(override, Aggregator):
+                raise TypeError(
+                    "`aggregator` must be a class or a zero-argument callable that returns a "
+                    "new Aggregator (the flat step needs one instance per sub-problem), found "
+                    "an instance; pass e.g. `aggregator=lambda: MGDA()`."
+                )
+            return override
+        kwargs = dict(self.args.aggregator_kwargs or {})
+        name = self.args.aggregator
+
+        if "num_tasks" in inspect.signature(AGGREGATORS[name]).parameters:
+            kwargs.setdefault("num_tasks", num_tasks)
+
+        def factory() -> Aggregator:
+            return get_aggregator(name, **kwargs)
+
+        return factory
+
+    def _build_aggregators(self, num_tasks: int) -> dict[str, Aggregator]:
+        factory = self._aggregator_factory(num_tasks)
+        aggregators = build_aggregators(factory, self.args.flat_settings(), num_tasks)
+        seed = self.args.seed
+        for offset, aggregator in enumerate(aggregators.values()):
+            aggregator.reseed(seed + offset)
+        return aggregators
+
+    def _build_flat_step(self, losses: Mapping[str, Tensor]) -> FlatStep:
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        task_names = list(losses)
+        if self._task_names is not None and task_names != self._task_names:
+            raise ValueError(
+                f"The model returned losses for {task_names}, but its config lists tasks "
+                f"{self._task_names}; the `losses` mapping must hold every task, in that order."
+            )
+        if self.partition is None:
+            self.partition = ParameterPartition.infer(
+                unwrapped, losses, shared_patterns=self.args.shared_patterns
+            )
+            logger.info(f"flatmtl parameter partition: {self.partition.describe(unwrapped)}")
+            if self.partition.unused:
+                logger.warning(
+                    f"{len(self.partition.unused)} trainable parameters receive no gradient from "
+                    f"any task and are left untouched: {self.partition.unused[:10]}"
+                )
+        if self._aggregators is None:
+            self._aggregators = self._build_aggregators(len(task_names))
+        shared, tasks = self.partition.resolve(unwrapped)
+        step = FlatStep(unwrapped, shared, tasks, self._aggregators, self.args.flat_settings())
+        if self._pending_state is not None:
+            self._load_aggregator_state(self._pending_state)
+            self._pending_state = None
+        return step
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        optimizer = super().create_optimizer(model)
+        extra = [p for a in (self._aggregators or {}).values() for p in a.parameters()]
+        if extra and not any(
+            p is q for g in optimizer.param_groups for p in g["params"] for q in extra
+        ):
+            optimizer.add_param_group({"params": extra, "weight_decay": 0.0})
+        return optimizer
+
+    # ------------------------------------------------------------------ training
+
+    def training_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        num_items_in_batch: Tensor | int | None = None,
+    ) -> Tensor:
+        model.train()
+        inputs = self._prepare_inputs(inputs)
+        accumulation = self.current_gradient_accumulation_steps
+
+        def forward(tasks: list[str] | None) -> dict[str, Tensor]:
+            kwargs = dict(inputs)
+            if tasks is not None and self._accepts_tasks:
+                kwargs["tasks"] = list(tasks)
+            with self.compute_loss_context_manager():
+                outputs = model(**kwargs)
+            return extract_losses(outputs)
+
+        with self._no_sync(model):
+            clean = forward(None)
+            if self.flat_step is None:
+                self.flat_step = self._build_flat_step(clean)
+            scaler = getattr(self.accelerator, "scaler", None)
+            grad_scale = float(scaler.get_scale()) if scaler is not None else 1.0
+            try:
+                result = self.flat_step(
+                    forward, clean, grad_scale=grad_scale, reduce=self._reduce_fn()
+                )
+            except NonFiniteLossError as error:
+                self._skipped_steps += 1
+                logger.warning(
+                    f"Skipping the update of this batch: {error}. Every weight is left "
+                    f"unchanged ({self._skipped_steps} skipped so far)."
+                )
+                return torch.tensor(float("nan"), device=self.args.device)
+
+        self.flat_step.write_gradients(result, scale=grad_scale / accumulation)
+        self._record(result)
+        total = torch.stack(list(result.losses.values())).sum()
+        return total.detach() / accumulation
+
+    def _no_sync(self, model: nn.Module) -> Any:
+        if self.accelerator.num_processes > 1:
+            return self.accelerator.no_sync(model)
+        return _NullContext()
+
+    def _reduce_fn(self) -> Any:
+        if self.accelerator.num_processes <= 1:
+            return None
+        world = self.accelerator.num_processes
+
+        def reduce(tensor: Tensor) -> Tensor:
+            torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
+            return tensor.div_(world)
+
+        return reduce
+
+    def _record(self, result: Any) -> None:
+        for task, loss in result.losses.items():
+            self._log_sums[f"loss_{task}"] += float(loss)
+        for key, value in result.stats.items():
+            self._log_sums[key] += value
+        self._log_count += 1
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._log_count:
+            for key, total in self._log_sums.items():
+                logs[key] = round(total / self._log_count, 6)
+            logs["skipped_steps"] = self._skipped_steps
+            self._log_sums.clear()
+            self._log_count = 0
+        super().log(logs, start_time)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Tensor | int | None = None,
+    ) -> Tensor | tuple[Tensor, Any]:
+        outputs = model(**inputs)
+        losses = extract_losses(outputs)
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else None
+        if loss is None:
+            loss = torch.stack(list(losses.values())).sum()
+        return (loss, outputs) if return_outputs else loss
+
+    def prediction_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        prediction_loss_only: bool,
+        ignore_keys: list[str] | None = None,
+    ) -> tuple[Tensor | None, Any, Any]:
+        inputs = self._prepare_inputs(inputs)
+        labels = tuple(inputs.get(name) for name in self.label_names)
+        has_labels = bool(labels) and all(label is not None for label in labels)
+        with torch.no_grad():
+            outputs = model(**inputs)
+        loss = None
+        if has_labels:
+            loss = torch.stack(list(extract_losses(outputs).values())).sum().detach()
+        if prediction_loss_only:
+            return loss, None, None
+        logits = outputs.get("logits") if isinstance(outputs, Mapping) else None
+        if isinstance(logits, Mapping):
+            predictions = tuple(logits.values())
+        else:
+            skip = set(ignore_keys or []) | {"loss", "losses"}
+            predictions = tuple(v for k, v in outputs.items() if k not in skip)
+        if len(predictions) == 1:
+            predictions = predictions[0]
+        if not has_labels:
+            return loss, predictions, None
+        return loss, predictions, labels[0] if len(labels) == 1 else labels
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def flat_state_dict(self) -> dict[str, Any]:
+        """Aggregator states and the partition, saved beside every checkpoint."""
+        return {
+            "aggregators": {k: a.state_dict() for k, a in (self._aggregators or {}).items()},
+            "partition": self.partition.to_dict() if self.partition is not None else None,
+            "skipped_steps": self._skipped_steps,
+        }
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        super()._save_optimizer_and_scheduler(output_dir)
+        if self.args.should_save:
+            torch.save(self.flat_state_dict(), os.path.join(output_dir, STATE_FILE))
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None:
+            return
+        path = os.path.join(checkpoint, STATE_FILE)
+        if not os.path.isfile(path):
+            logger.warning(
+                f"{path} is missing: the checkpoint holds no aggregator state, so stateful "
+                "aggregators restart from scratch."
+            )
+            return
+        state = torch.load(path, weights_only=False)
+        if state.get("partition") is not None and self.partition is None:
+            self.partition = ParameterPartition.from_dict(state["partition"])
+        self._skipped_steps = int(state.get("skipped_steps", 0))
+        if self._aggregators is not None:
+            self._load_aggregator_state(state)
+        else:
+            self._pending_state = state
+
+    def _load_aggregator_state(self, state: Mapping[str, Any]) -> None:
+        saved = state.get("aggregators", {})
+        if set(saved) != set(self._aggregators or {}):
+            raise ValueError(
+                f"The checkpoint's aggregator state covers {sorted(saved)}, but this run builds "
+                f"{sorted(self._aggregators or {})}; resume with the same `aggregator`, `flat` and "
+                "`flat_strategy` settings."
+            )
+        for name, aggregator in self._aggregators.items():
+            aggregator.load_state_dict(saved[name])
+
+
+class _EpochEndCallback(TrainerCallback):
+    """Tells epoch-level aggregators (DWA) that an epoch ended."""
+
+    def __init__(self, trainer: FlatMTLTrainer) -> None:
+        self.trainer = trainer
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        for aggregator in (self.trainer._aggregators or {}).values():
+            aggregator.on_epoch_end()
+
+
+class _NullContext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
