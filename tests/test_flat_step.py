@@ -11,10 +11,10 @@ import itertools
 
 import pytest
 import torch
-from helpers import TASKS, TwoHeadNet, toy_data
 from torch import Tensor
 
 from flatmtl import FlatMTLConfig, FlatMTLTrainer
+from helpers import TASKS, TwoHeadNet, toy_data
 
 LR = 0.1
 RHO_SHARED = 0.3
@@ -58,7 +58,12 @@ def _perturbation(grads: list[Tensor], weights: list[Tensor], rho: float, adapti
 
 
 def reference_update(
-    model: TwoHeadNet, x: Tensor, labels: Tensor, aggregator: str, flat: bool, strategy: str,
+    model: TwoHeadNet,
+    x: Tensor,
+    labels: Tensor,
+    aggregator: str,
+    flat: bool,
+    strategy: str,
     adaptive: bool,
 ) -> dict[str, Tensor]:
     """New parameter values after one SGD step of the flat (or plain) method."""
@@ -78,11 +83,13 @@ def reference_update(
         for task in TASKS:
             own = task_names[task]
             shared_grads = list(
-                torch.autograd.grad(losses[task], [params[n] for n in shared_names],
-                                    retain_graph=True)
+                torch.autograd.grad(
+                    losses[task], [params[n] for n in shared_names], retain_graph=True
+                )
             )
-            e = _perturbation(shared_grads, [params[n].detach() for n in shared_names],
-                              RHO_SHARED, adaptive)
+            e = _perturbation(
+                shared_grads, [params[n].detach() for n in shared_names], RHO_SHARED, adaptive
+            )
             f = _perturbation(k[task], [params[n].detach() for n in own], RHO_TASK, adaptive)
             original = {n: params[n].detach().clone() for n in shared_names + own}
             with torch.no_grad():
@@ -177,8 +184,14 @@ def test_update_matches_independent_reference(aggregator, flat, strategy, adapti
 
 def test_flat_update_differs_from_plain(tmp_path):
     plain = trainer_update(TwoHeadNet(), tmp_path / "p", aggregator="mgda", flat=False)
-    flat = trainer_update(TwoHeadNet(), tmp_path / "f", aggregator="mgda", flat=True,
-                          rho_shared=RHO_SHARED, rho_task=RHO_TASK)
+    flat = trainer_update(
+        TwoHeadNet(),
+        tmp_path / "f",
+        aggregator="mgda",
+        flat=True,
+        rho_shared=RHO_SHARED,
+        rho_task=RHO_TASK,
+    )
     assert any(not torch.allclose(plain[n], flat[n]) for n in plain)
 
 
@@ -194,10 +207,17 @@ def test_zero_rho_reproduces_plain_exactly(aggregator, strategy, tmp_path):
     # `individual` adds A(0) = 0 and `direct` re-takes g at the same point, so both reduce to
     # A(g) bit for bit. `second` / `each` nest a second aggregation, which reduces to A(g)
     # only for a method with A([v, 0]) = v (the sum).
-    plain = trainer_update(TwoHeadNet(), tmp_path / "p", steps=2, aggregator=aggregator,
-                           flat=False)
-    zero = trainer_update(TwoHeadNet(), tmp_path / "z", steps=2, aggregator=aggregator,
-                          flat=True, rho_shared=0.0, rho_task=0.0, flat_strategy=strategy)
+    plain = trainer_update(TwoHeadNet(), tmp_path / "p", steps=2, aggregator=aggregator, flat=False)
+    zero = trainer_update(
+        TwoHeadNet(),
+        tmp_path / "z",
+        steps=2,
+        aggregator=aggregator,
+        flat=True,
+        rho_shared=0.0,
+        rho_task=0.0,
+        flat_strategy=strategy,
+    )
     for name in plain:
         assert torch.equal(plain[name], zero[name]), name
 
@@ -208,9 +228,17 @@ def test_sum_plain_equals_transformers_trainer(tmp_path):
     data = toy_data()
     reference_model = TwoHeadNet(returns_sum=True)
     args = TrainingArguments(
-        output_dir=str(tmp_path / "hf"), per_device_train_batch_size=len(data), max_steps=2,
-        learning_rate=LR, optim="sgd", lr_scheduler_type="constant", weight_decay=0.0,
-        max_grad_norm=0.0, report_to="none", save_strategy="no", use_cpu=True,
+        output_dir=str(tmp_path / "hf"),
+        per_device_train_batch_size=len(data),
+        max_steps=2,
+        learning_rate=LR,
+        optim="sgd",
+        lr_scheduler_type="constant",
+        weight_decay=0.0,
+        max_grad_norm=0.0,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
         disable_tqdm=True,
     )
     Trainer(model=reference_model, args=args, train_dataset=data).train()

@@ -15,6 +15,15 @@ via Seeking Task-based Flat Regions*, arXiv 2211.13723, Algorithm 1):
 It is plain PyTorch: the trainer hands it a ``forward(tasks)`` callable and writes the result
 into ``.grad``. BatchNorm running statistics change in the clean pass only; dropout draws
 fresh masks in each perturbed pass.
+
+Distributed runs pass ``reduce`` (the all-reduce mean over processes). It is applied to the
+task losses, to the ``m x d`` gradient matrices and to the task parameters' gradients
+*before* any aggregation or perturbation, and to the BatchNorm running statistics after the
+clean pass, so every process computes the same perturbation and the same direction and
+decides a skip alike. Under fp16 loss scaling, ``grad_scale`` is the scaler's current scale
+and ``propagate_nonfinite=True``: a non-finite loss or gradient then yields a NaN direction
+(no perturbation, no aggregator call) so that the scaler skips the optimizer step and lowers
+its scale.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ ReduceFn = Callable[[Tensor], Tensor]
 
 
 class NonFiniteLossError(RuntimeError):
-    """A task loss of the clean pass was NaN or infinite; the step was not taken."""
+    """A task loss or gradient was NaN or infinite; nothing was written or changed."""
 
 
 @dataclass(frozen=True)
@@ -86,12 +95,15 @@ class FlatStepOutput:
         losses: task -> clean loss (detached).
         stats: diagnostics (per-task gradient norms, aggregator weights, perturbation norms,
             whether the task gradients conflict).
+        skipped: a loss or gradient was non-finite (``propagate_nonfinite=True`` only); the
+            direction is NaN so that a loss scaler skips the optimizer step.
     """
 
     shared_direction: Tensor
     task_grads: dict[str, list[Tensor | None]]
     losses: dict[str, Tensor]
     stats: dict[str, float] = field(default_factory=dict)
+    skipped: bool = False
 
 
 def build_aggregators(
@@ -155,6 +167,7 @@ class FlatStep:
         clean_losses: Mapping[str, Tensor] | None = None,
         grad_scale: float = 1.0,
         reduce: ReduceFn | None = None,
+        propagate_nonfinite: bool = False,
     ) -> FlatStepOutput:
         """Run the step.
 
@@ -164,27 +177,40 @@ class FlatStep:
             clean_losses: losses of a clean forward already run on this batch (graphs intact),
                 so it is not run twice.
             grad_scale: the losses are differentiated times this (fp16 loss scaling); every
-                gradient is divided by it before any MTL math.
-            reduce: applied to every gradient tensor before it is used (the all-reduce mean of
-                a distributed run).
+                gradient is divided by it before any MTL math or perturbation.
+            reduce: applied to the losses, every gradient and the BatchNorm statistics before
+                they are used (the all-reduce mean of a distributed run).
+            propagate_nonfinite: on a non-finite loss or gradient, return a NaN direction
+                with ``skipped=True`` instead of raising (for a loss scaler to detect).
 
         Raises:
-            NonFiniteLossError: a clean task loss is NaN or infinite; nothing was changed.
+            NonFiniteLossError: a loss or gradient is NaN or infinite (on any process) and
+                ``propagate_nonfinite`` is ``False``; no weight or state was changed.
         """
         settings = self.settings
         losses = dict(clean_losses) if clean_losses is not None else dict(forward(None))
         losses = self._ordered(losses)
-        detached = {task: loss.detach().float() for task, loss in losses.items()}
-        loss_vector = torch.stack([detached[t] for t in self.task_names])
-        finite = torch.isfinite(loss_vector).all().to(loss_vector.dtype)
+        loss_vector = torch.stack([losses[t].detach().float().reshape(()) for t in self.task_names])
         if reduce is not None:
-            finite = reduce(finite.clone())
-        if float(finite) < 1.0:
-            raise NonFiniteLossError(
-                "non-finite task loss: " + ", ".join(f"{t}={float(v)}" for t, v in detached.items())
+            # One collective: every process sees the same losses (loss-weighting methods) and
+            # a NaN on any process reaches all of them, so the skip is decided alike.
+            loss_vector = reduce(loss_vector.clone())
+            _reduce_batch_norm(self.model, reduce)
+        detached = dict(zip(self.task_names, loss_vector.unbind()))
+        if not bool(torch.isfinite(loss_vector).all()):
+            return self._non_finite(
+                "non-finite task loss: "
+                + ", ".join(f"{t}={float(v)}" for t, v in detached.items()),
+                detached,
+                propagate_nonfinite,
             )
 
         shared_grads, task_grads = self._task_gradients(losses, grad_scale, reduce)
+        if not _all_finite(shared_grads, task_grads):
+            # An fp16 overflow of the scaled gradients: no perturbation from it.
+            return self._non_finite(
+                "non-finite gradient of the clean pass", detached, propagate_nonfinite
+            )
         stats = _gradient_stats(shared_grads, self.task_names)
 
         if not settings.flat:
@@ -194,6 +220,10 @@ class FlatStep:
         sam_shared, sam_task = self._perturbed_gradients(
             forward, shared_grads, task_grads, grad_scale, reduce, stats
         )
+        if not _all_finite(sam_shared, sam_task):
+            return self._non_finite(
+                "non-finite gradient in a perturbed pass", detached, propagate_nonfinite
+            )
         if settings.strategy == "direct":
             direction = self._aggregate("main", sam_shared, loss_vector, stats)
         else:
@@ -211,7 +241,7 @@ class FlatStep:
             _accumulate(param, direction[offset : offset + numel].view_as(param), scale)
             offset += numel
         for task, params in self.task_params.items():
-            for param, grad in zip(params, output.task_grads[task]):
+            for param, grad in zip(params, output.task_grads.get(task, [])):
                 if grad is not None:
                     _accumulate(param, grad, scale)
 
@@ -220,6 +250,16 @@ class FlatStep:
         return [p for aggregator in self.aggregators.values() for p in aggregator.parameters()]
 
     # ------------------------------------------------------------------ internals
+
+    def _non_finite(
+        self, message: str, losses: dict[str, Tensor], propagate: bool
+    ) -> FlatStepOutput:
+        if not propagate:
+            raise NonFiniteLossError(message)
+        device = self.shared_params[0].device
+        direction = torch.full((self.num_shared,), float("nan"), device=device)
+        no_grads: dict[str, list[Tensor | None]] = {t: [] for t in self.task_names}
+        return FlatStepOutput(direction, no_grads, losses, {}, skipped=True)
 
     def _ordered(self, losses: Mapping[str, Tensor]) -> dict[str, Tensor]:
         missing = [task for task in self.task_names if task not in losses]
@@ -251,10 +291,31 @@ class FlatStep:
             task_grads[task] = [_unscale(g, grad_scale) for g in grads[len(self.shared_params) :]]
         if reduce is not None:
             shared = reduce(shared)
-            task_grads = {
-                t: [None if g is None else reduce(g) for g in gs] for t, gs in task_grads.items()
-            }
+            task_grads = {t: self._reduce_own(t, gs, reduce) for t, gs in task_grads.items()}
         return shared, task_grads
+
+    def _reduce_own(
+        self, task: str, grads: Sequence[Tensor | None], reduce: ReduceFn
+    ) -> list[Tensor | None]:
+        """All-reduce one task's own gradients in one collective; a tensor that no process
+        reached stays ``None``, one reached on some process only counts as zero elsewhere
+        (so every process issues the same collective whatever its graph)."""
+        own = self.task_params[task]
+        if not own:
+            return []
+        device = own[0].device
+        present = torch.tensor([g is not None for g in grads], dtype=torch.float32, device=device)
+        values = [
+            (g if g is not None else torch.zeros_like(p)).reshape(-1).float()
+            for g, p in zip(grads, own)
+        ]
+        packed = reduce(torch.cat([present, *values]))
+        reached, offset, result = packed[: len(own)] > 0, len(own), []
+        for param, was_reached in zip(own, reached.tolist()):
+            chunk = packed[offset : offset + param.numel()].view_as(param).to(param.dtype)
+            result.append(chunk if was_reached else None)
+            offset += param.numel()
+        return result
 
     def _write_row(self, row: Tensor, grads: Sequence[Tensor | None], grad_scale: float) -> None:
         offset = 0
@@ -287,8 +348,8 @@ class FlatStep:
                     e_norm, f_norm = self._perturb(
                         saved_shared, shared_grads[index], own, task_grads[task]
                     )
-                    stats[f"perturbation_norm_shared/{task}"] = e_norm
-                    stats[f"perturbation_norm_task/{task}"] = f_norm
+                    stats[f"perturbation_norm/shared/{task}"] = e_norm
+                    stats[f"perturbation_norm/task/{task}"] = f_norm
                     loss = forward([task])[task]
                     grads = torch.autograd.grad(
                         loss * grad_scale if grad_scale != 1.0 else loss,
@@ -304,11 +365,7 @@ class FlatStep:
             _restore_batch_norm(batch_norm_state)
         if reduce is not None:
             sam_shared = reduce(sam_shared)
-            sam_task = {
-                t: [None if g is None else reduce(g) for g in gs] for t, gs in sam_task.items()
-            }
-        if not torch.isfinite(sam_shared).all():
-            raise NonFiniteLossError("non-finite gradient in a perturbed pass")
+            sam_task = {t: self._reduce_own(t, gs, reduce) for t, gs in sam_task.items()}
         return sam_shared, sam_task
 
     @torch.no_grad()
@@ -379,7 +436,7 @@ class FlatStep:
         if isinstance(aggregator, WeightedAggregator) and aggregator.weights is not None:
             if aggregator.weights.numel() == len(self.task_names) and not name.startswith("each"):
                 for task, weight in zip(self.task_names, aggregator.weights.tolist()):
-                    stats[f"weight_{name}/{task}"] = weight
+                    stats[f"weight/{name}/{task}"] = weight
         return direction
 
     def _combine(
@@ -431,8 +488,16 @@ def _gradient_stats(shared_grads: Tensor, task_names: Sequence[str]) -> dict[str
         f"grad_norm/{t}": float(gram[i, i].clamp_min(0).sqrt()) for i, t in enumerate(task_names)
     }
     off_diagonal = gram[~torch.eye(len(task_names), dtype=torch.bool, device=gram.device)]
+    # 1.0 when some pair of task gradients conflicts (g_i . g_j < 0); averaged over the steps
+    # of a logging window it is the share of conflicting steps.
     stats["conflict"] = float(bool((off_diagonal < 0).any()))
     return stats
+
+
+def _all_finite(shared: Tensor, task_grads: Mapping[str, Sequence[Tensor | None]]) -> bool:
+    checks = [torch.isfinite(shared).all()]
+    checks += [torch.isfinite(g).all() for gs in task_grads.values() for g in gs if g is not None]
+    return bool(torch.stack(checks).all())
 
 
 def _batch_norm_buffers(model: nn.Module) -> list[tuple[Tensor, Tensor]]:
@@ -449,3 +514,24 @@ def _batch_norm_buffers(model: nn.Module) -> list[tuple[Tensor, Tensor]]:
 def _restore_batch_norm(saved: Sequence[tuple[Tensor, Tensor]]) -> None:
     for buffer, value in saved:
         buffer.copy_(value)
+
+
+@torch.no_grad()
+def _reduce_batch_norm(model: nn.Module, reduce: ReduceFn) -> None:
+    """Average the running statistics over processes (one collective), so that every process
+    holds the same buffers; each one's clean pass updated them from its own shard. The mean
+    over processes of the running means is the running mean of the whole batch."""
+    buffers = [
+        buffer
+        for module in model.modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training
+        for buffer in (module.running_mean, module.running_var)
+        if buffer is not None and buffer.is_floating_point()
+    ]
+    if not buffers:
+        return
+    packed = reduce(torch.cat([b.reshape(-1).float() for b in buffers]))
+    offset = 0
+    for buffer in buffers:
+        buffer.copy_(packed[offset : offset + buffer.numel()].view_as(buffer))
+        offset += buffer.numel()

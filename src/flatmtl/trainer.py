@@ -349,6 +349,129 @@ class FlatMTLTrainer(Trainer):
             aggregator.load_state_dict(saved[name])
 
 
+    # ------------------------------------------------------------------ hub
+
+    def create_model_card(
+        self,
+        model_name: str | None = None,
+        dataset_name: str | None = None,
+        tags: str | list[str] | None = None,
+        metrics: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Write the flatmtl model card (``README.md``) into ``args.output_dir``.
+
+        The card lists every task with its metrics in ``model-index`` (by default those of the
+        last evaluation in the logs), the aggregator and flat settings, the training data and
+        how to load the model. ``kwargs`` take ``dataset`` (Hub id or ids), ``dataset_split``,
+        ``language``, ``license`` and ``finetuned_from``. The context is also recorded on the
+        model, so a later ``model.push_to_hub`` uploads the same card.
+        """
+        from .hub import CARD_CONTEXT_ATTRIBUTE, CardContext, build_model_card, training_summary
+
+        if not self.is_world_process_zero():
+            return
+        allowed = {"dataset", "dataset_tags", "dataset_split", "language", "license"}
+        allowed |= {"finetuned_from", "tasks", "dataset_args"}
+        unknown = set(kwargs) - allowed
+        if unknown:
+            raise TypeError(
+                f"`create_model_card` got unexpected arguments {sorted(unknown)}; it takes "
+                f"model_name, dataset_name, tags, metrics and {sorted(allowed)}."
+            )
+        model = self.accelerator.unwrap_model(self.model)
+        config = getattr(model, "config", None)
+        if getattr(config, "model_type", None) != "flatmtl":
+            # Not a flatmtl MultiTaskModel: the Trainer's own card is the best we can write.
+            kwargs.pop("dataset_split", None)
+            super().create_model_card(model_name=model_name, tags=tags, **kwargs)
+            return
+
+        if metrics is None:
+            metrics = _last_evaluation(self.state.log_history)
+        dataset = kwargs.get("dataset") or kwargs.get("dataset_tags")
+        dataset_ids = [dataset] if isinstance(dataset, str) else list(dataset or [])
+        dataset_name = dataset_name or _dataset_name(self.eval_dataset or self.train_dataset)
+        card = build_model_card(
+            config,
+            model_name=model_name,
+            repo_id=self.hub_model_id or model_name,
+            metrics=metrics,
+            dataset_name=dataset_name,
+            dataset=dataset_ids,
+            dataset_split=kwargs.get("dataset_split"),
+            training_args=self.args,
+            tags=tags,
+            language=kwargs.get("language"),
+            license=kwargs.get("license"),
+            finetuned_from=kwargs.get("finetuned_from"),
+            secrets=[self.args.hub_token, getattr(self, "_push_token", None)],
+        )
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        card.save(os.path.join(self.args.output_dir, "README.md"))
+        context = CardContext(
+            metrics=dict(metrics or {}),
+            dataset_name=dataset_name,
+            dataset=dataset_ids or None,
+            dataset_split=kwargs.get("dataset_split"),
+            training=training_summary(self.args),
+        )
+        setattr(model, CARD_CONTEXT_ATTRIBUTE, context)
+
+    def push_to_hub(
+        self,
+        commit_message: str | None = "End of training",
+        blocking: bool = True,
+        token: str | None = None,
+        revision: str | None = None,
+        private: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """``Trainer.push_to_hub`` that keeps the access token out of the uploaded files.
+
+        ``Trainer`` pickles the training arguments into ``training_args.bin`` and uploads it;
+        the token is taken off the arguments while they are saved and passed to the upload
+        directly instead.
+        """
+        token = token if token is not None else self.args.hub_token
+        args_token = self.args.hub_token
+        self.args.hub_token = None
+        self._push_token = token
+        try:
+            return super().push_to_hub(
+                commit_message=commit_message,
+                blocking=blocking,
+                token=token,
+                revision=revision,
+                private=private,
+                **kwargs,
+            )
+        finally:
+            self.args.hub_token = args_token
+            self._push_token = None
+
+
+def _last_evaluation(log_history: list[dict[str, Any]]) -> dict[str, float]:
+    """The metrics of the last evaluation (``eval_*`` / ``test_*``) in the Trainer's logs."""
+    for entry in reversed(log_history):
+        if any(k.endswith("_runtime") and not k.startswith("train") for k in entry):
+            return {k: v for k, v in entry.items() if isinstance(v, (int, float))}
+    return {}
+
+
+def _dataset_name(dataset: Any) -> str | None:
+    """A readable name of a data set: its ``datasets`` info, a ``name``, or its class."""
+    if dataset is None:
+        return None
+    info = getattr(dataset, "info", None)
+    for name in (getattr(info, "dataset_name", None), getattr(dataset, "dataset_name", None)):
+        if isinstance(name, str) and name:
+            return name
+    class_name = type(dataset).__name__
+    trimmed = class_name[: -len("Dataset")] if class_name.endswith("Dataset") else class_name
+    return trimmed or class_name
+
+
 class _EpochEndCallback(TrainerCallback):
     """Tells epoch-level aggregators (DWA) that an epoch ended."""
 

@@ -1,5 +1,7 @@
 """Multi-head models: :class:`MultiTaskConfig`, :class:`MultiTaskModel`, backbones and heads."""
 
+from .auto import register_auto_classes
+from .auto_backbone import TransformersBackbone
 from .backbones import BACKBONES, LeNet, ResNet18, register_backbone
 from .cifar_resnet import CifarResNet18
 from .configuration import MultiTaskConfig, TaskSpec
@@ -27,9 +29,11 @@ __all__ = [
     "SegNetMTAN",
     "SegmentationHead",
     "TaskSpec",
+    "TransformersBackbone",
     "celeba_config",
     "cityscapes_config",
     "nyuv2_config",
+    "register_auto_classes",
     "register_backbone",
     "register_head",
 ]
