@@ -37,6 +37,9 @@ BASELINE = NYUV2_STL
 DEFAULTS = [
     "--output_dir", "outputs/nyuv2",
     "--aggregator", "cagrad",
+    # MTAN's per-task attention modules take part in the aggregation, as in the F-MTL and
+    # Nash-MTL code (the graph alone would make them task parameters).
+    "--shared_patterns", r"backbone\.(encoder|decoder)_attention\.",
     "--num_train_epochs", "200",
     "--per_device_train_batch_size", "2",
     "--per_device_eval_batch_size", "2",

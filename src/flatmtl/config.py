@@ -103,6 +103,13 @@ class FlatMTLConfig(TrainingArguments):
                 )
         self.flat_settings()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The Trainer pickles its arguments into every checkpoint (`training_args.bin`), and
+        # checkpoints may be pushed to the Hub: never let the access token travel with them.
+        state = dict(self.__dict__)
+        state["hub_token"] = None
+        return state
+
     def flat_settings(self) -> FlatSettings:
         """The options of the flat step held by this config."""
         return FlatSettings(

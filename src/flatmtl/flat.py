@@ -188,6 +188,9 @@ class FlatStep:
                 ``propagate_nonfinite`` is ``False``; no weight or state was changed.
         """
         settings = self.settings
+        # A skipped batch must not move the BatchNorm statistics either: kept when this call
+        # runs the clean pass itself.
+        before_clean = _batch_norm_buffers(self.model) if clean_losses is None else []
         losses = dict(clean_losses) if clean_losses is not None else dict(forward(None))
         losses = self._ordered(losses)
         loss_vector = torch.stack([losses[t].detach().float().reshape(()) for t in self.task_names])
@@ -195,9 +198,11 @@ class FlatStep:
             # One collective: every process sees the same losses (loss-weighting methods) and
             # a NaN on any process reaches all of them, so the skip is decided alike.
             loss_vector = reduce(loss_vector.clone())
-            _reduce_batch_norm(self.model, reduce)
         detached = dict(zip(self.task_names, loss_vector.unbind()))
         if not bool(torch.isfinite(loss_vector).all()):
+            _restore_batch_norm(before_clean)
+            if reduce is not None and clean_losses is not None:
+                _reduce_batch_norm(self.model, reduce)
             return self._non_finite(
                 "non-finite task loss: "
                 + ", ".join(f"{t}={float(v)}" for t, v in detached.items()),
@@ -206,6 +211,9 @@ class FlatStep:
             )
 
         shared_grads, task_grads = self._task_gradients(losses, grad_scale, reduce)
+        if reduce is not None:
+            # After the clean gradients: their graph reads the buffers' version counters.
+            _reduce_batch_norm(self.model, reduce)
         if not _all_finite(shared_grads, task_grads):
             # An fp16 overflow of the scaled gradients: no perturbation from it.
             return self._non_finite(

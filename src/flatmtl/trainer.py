@@ -194,23 +194,38 @@ class FlatMTLTrainer(Trainer):
         inputs = self._prepare_inputs(inputs)
         accumulation = self.current_gradient_accumulation_steps
 
-        def forward(tasks: list[str] | None) -> dict[str, Tensor]:
+        def forward(tasks: list[str] | None, module: nn.Module = model) -> dict[str, Tensor]:
             kwargs = dict(inputs)
             if tasks is not None and self._accepts_tasks:
                 kwargs["tasks"] = list(tasks)
             with self.compute_loss_context_manager():
-                outputs = model(**kwargs)
+                outputs = module(**kwargs)
             return extract_losses(outputs)
 
+        # DDP's reducer never sees `torch.autograd.grad`: every forward runs under `no_sync`
+        # and the flat step all-reduces the task gradients itself, before aggregating.
         with self._no_sync(model):
-            clean = forward(None)
+            clean = None
             if self.flat_step is None:
+                # The first batch's clean pass also yields the partition; later ones run
+                # inside the flat step, which then also undoes them on a skipped batch. It
+                # bypasses the DDP wrapper, whose output hook joins every task's graph to
+                # every parameter (all would look shared).
+                clean = forward(None, self.accelerator.unwrap_model(model))
                 self.flat_step = self._build_flat_step(clean)
             scaler = getattr(self.accelerator, "scaler", None)
-            grad_scale = float(scaler.get_scale()) if scaler is not None else 1.0
+            grad_scale = 1.0
+            if scaler is not None:
+                # `scale()` (not `get_scale()`) so that the scaler initialises its scale tensor,
+                # which its `step` requires; the flat step multiplies the losses by the value.
+                grad_scale = float(scaler.scale(torch.ones((), device=self.args.device)))
             try:
                 result = self.flat_step(
-                    forward, clean, grad_scale=grad_scale, reduce=self._reduce_fn()
+                    forward,
+                    clean,
+                    grad_scale=grad_scale,
+                    reduce=self._reduce_fn(),
+                    propagate_nonfinite=scaler is not None,
                 )
             except NonFiniteLossError as error:
                 self._skipped_steps += 1
@@ -220,8 +235,17 @@ class FlatMTLTrainer(Trainer):
                 )
                 return torch.tensor(float("nan"), device=self.args.device)
 
+        # Written times the loss scale (the scaler unscales, checks for inf and skips) and
+        # divided by the accumulation steps: the only place the loss is scaled for them.
         self.flat_step.write_gradients(result, scale=grad_scale / accumulation)
-        self._record(result)
+        if result.skipped:
+            self._skipped_steps += 1
+            logger.warning_once(
+                "A loss or gradient was non-finite under fp16 loss scaling: the gradient "
+                "scaler skips this optimizer step and lowers its scale."
+            )
+        else:
+            self._record(result)
         total = torch.stack(list(result.losses.values())).sum()
         return total.detach() / accumulation
 
@@ -243,18 +267,24 @@ class FlatMTLTrainer(Trainer):
 
     def _record(self, result: Any) -> None:
         for task, loss in result.losses.items():
-            self._log_sums[f"loss_{task}"] += float(loss)
+            self._log_sums[f"loss/{task}"] += float(loss)
         for key, value in result.stats.items():
-            self._log_sums[key] += value
+            self._log_sums["conflict_share" if key == "conflict" else key] += value
         self._log_count += 1
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the flat step's diagnostics to the training logs, as means over the micro-batches
+        since the last log: ``loss/<task>`` (mean over processes), ``grad_norm/<task>`` (clean
+        shared gradient), ``weight/<sub-problem>/<task>`` (weight-based aggregators),
+        ``perturbation_norm/{shared,task}/<task>`` (flat runs), ``conflict_share`` (share of
+        micro-batches where some ``g_i . g_j < 0``) and ``skipped_steps`` (cumulative)."""
         if "loss" in logs and self._log_count:
             for key, total in self._log_sums.items():
-                logs[key] = round(total / self._log_count, 6)
-            logs["skipped_steps"] = self._skipped_steps
+                logs[key] = total / self._log_count
             self._log_sums.clear()
             self._log_count = 0
+        if "loss" in logs:
+            logs["skipped_steps"] = self._skipped_steps
         super().log(logs, start_time)
 
     # ------------------------------------------------------------------ evaluation
@@ -387,11 +417,17 @@ class FlatMTLTrainer(Trainer):
             super().create_model_card(model_name=model_name, tags=tags, **kwargs)
             return
 
+        # A card written earlier (e.g. before `save_model` pushes) supplies what is not given.
+        previous = getattr(model, CARD_CONTEXT_ATTRIBUTE, None) or CardContext()
         if metrics is None:
-            metrics = _last_evaluation(self.state.log_history)
-        dataset = kwargs.get("dataset") or kwargs.get("dataset_tags")
+            metrics = _last_evaluation(self.state.log_history) or previous.metrics
+        dataset = kwargs.get("dataset") or kwargs.get("dataset_tags") or previous.dataset
         dataset_ids = [dataset] if isinstance(dataset, str) else list(dataset or [])
-        dataset_name = dataset_name or _dataset_name(self.eval_dataset or self.train_dataset)
+        dataset_name = (
+            dataset_name
+            or previous.dataset_name
+            or _dataset_name(self.eval_dataset or self.train_dataset)
+        )
         card = build_model_card(
             config,
             model_name=model_name,
@@ -399,7 +435,7 @@ class FlatMTLTrainer(Trainer):
             metrics=metrics,
             dataset_name=dataset_name,
             dataset=dataset_ids,
-            dataset_split=kwargs.get("dataset_split"),
+            dataset_split=kwargs.get("dataset_split") or previous.dataset_split,
             training_args=self.args,
             tags=tags,
             language=kwargs.get("language"),
@@ -413,7 +449,7 @@ class FlatMTLTrainer(Trainer):
             metrics=dict(metrics or {}),
             dataset_name=dataset_name,
             dataset=dataset_ids or None,
-            dataset_split=kwargs.get("dataset_split"),
+            dataset_split=kwargs.get("dataset_split") or previous.dataset_split,
             training=training_summary(self.args),
         )
         setattr(model, CARD_CONTEXT_ATTRIBUTE, context)
