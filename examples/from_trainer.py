@@ -44,7 +44,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         aggregator="mgda",  # flatmtl
         rho_shared=0.02,  # flatmtl
         rho_task=0.02,  # flatmtl
-        remove_unused_columns=False,  # flatmtl: the model's forward takes **inputs
         learning_rate=2e-3,
         num_train_epochs=3,
         max_steps=max_steps,

@@ -182,6 +182,19 @@ class FlatMTLTrainer(Trainer):
             optimizer.add_param_group({"params": extra, "weight_decay": 0.0})
         return optimizer
 
+    def _set_signature_columns_if_needed(self) -> None:
+        # A MultiTaskModel takes its targets and its backbone's inputs through `**inputs`, which
+        # the Trainer's signature inspection cannot see: keep exactly those columns.
+        super()._set_signature_columns_if_needed()
+        model = self.accelerator.unwrap_model(self.model)
+        config = getattr(model, "config", None)
+        backbone = getattr(model, "backbone", None)
+        if getattr(config, "label_keys", None) is None or backbone is None:
+            return
+        names = list(inspect.signature(backbone.forward).parameters)
+        extra = [n for n in names if n not in ("self", "tasks")] + list(config.label_keys)
+        self._signature_columns = list(dict.fromkeys(self._signature_columns + extra))
+
     # ------------------------------------------------------------------ training
 
     def training_step(
@@ -190,6 +203,18 @@ class FlatMTLTrainer(Trainer):
         inputs: dict[str, Any],
         num_items_in_batch: Tensor | int | None = None,
     ) -> Tensor:
+        """One micro-batch of the flat step, added into ``.grad``.
+
+        Under gradient accumulation each micro-batch is aggregated on its own (its own
+        perturbation and aggregator call) and the directions are averaged: ``.grad`` receives
+        ``A(G_j) / N`` for micro-batch ``j`` of ``N``. For linear methods (``sum``, ``mean``,
+        fixed weights) that equals the large-batch step; for nonlinear ones (MGDA, PCGrad,
+        Nash-MTL, ...) it is the mean of micro-batch directions, not ``A`` of the mean
+        gradient, because the perturbed passes need each micro-batch's graph and no ``m x d``
+        matrix is kept across micro-batches. Across processes, by contrast, the gradient
+        matrices are all-reduced before aggregation. Returns the summed task losses divided
+        by ``N`` (the Trainer's loss accounting).
+        """
         model.train()
         inputs = self._prepare_inputs(inputs)
         accumulation = self.current_gradient_accumulation_steps
