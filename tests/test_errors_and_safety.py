@@ -175,3 +175,18 @@ def test_trainer_refuses_plain_training_arguments(tmp_path):
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
     with pytest.raises(TypeError, match="`args` must be a flatmtl.FlatMTLConfig"):
         FlatMTLTrainer(model=TwoHeadNet(), args=args)
+
+
+def test_learned_aggregator_needs_task_names_up_front(tmp_path):
+    args = _args(tmp_path, aggregator="uw")
+    trainer = FlatMTLTrainer(model=TwoHeadNet(), args=args, train_dataset=toy_data())
+    with pytest.raises(ValueError, match="Pass `task_names=\\[...\\]`"):
+        trainer.train()
+    model = TwoHeadNet()
+    trainer = FlatMTLTrainer(model=model, args=_args(tmp_path, aggregator="uw", max_steps=2),
+                             train_dataset=toy_data(), task_names=["a", "b"])
+    trainer.train()
+    log_variances = [p for a in trainer._aggregators.values() for p in a.parameters()]
+    stepped = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert log_variances and all(id(p) in stepped for p in log_variances)
+    assert all(not torch.equal(p.detach(), torch.zeros_like(p)) for p in log_variances)

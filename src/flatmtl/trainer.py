@@ -64,6 +64,9 @@ class FlatMTLTrainer(Trainer):
             inferred from the first training batch.
         aggregator: an aggregator instance to use in place of ``args.aggregator`` (a factory
             makes one fresh copy per sub-problem, so pass a class or a callable to be safe).
+        task_names: the task names in the order of the model's ``losses``; read from
+            ``model.config.task_names`` when present. Needed up front by methods with learned
+            parameters (``uw``, ``imtl_l``, ``gradnorm``), which must join the optimizer.
         Other arguments are those of ``transformers.Trainer``.
     """
 
@@ -77,6 +80,7 @@ class FlatMTLTrainer(Trainer):
         *trainer_args: Any,
         partition: ParameterPartition | None = None,
         aggregator: Any = None,
+        task_names: list[str] | None = None,
         **trainer_kwargs: Any,
     ) -> None:
         if args is not None and not isinstance(args, FlatMTLConfig):
@@ -104,7 +108,9 @@ class FlatMTLTrainer(Trainer):
         self.partition = partition
         self.flat_step: FlatStep | None = None
         self._pending_state: dict[str, Any] | None = None
-        self._task_names: list[str] | None = list(getattr(config, "task_names", []) or []) or None
+        if task_names is None:
+            task_names = list(getattr(config, "task_names", []) or []) or None
+        self._task_names: list[str] | None = list(task_names) if task_names else None
         self._log_sums: dict[str, float] = defaultdict(float)
         self._log_count = 0
         self._skipped_steps = 0
@@ -166,6 +172,14 @@ class FlatMTLTrainer(Trainer):
                 )
         if self._aggregators is None:
             self._aggregators = self._build_aggregators(len(task_names))
+            learned = [a for a in self._aggregators.values() if a.parameters()]
+            if learned:
+                raise ValueError(
+                    f"`aggregator` {self.args.aggregator!r} learns parameters that the optimizer "
+                    "must step, but the tasks of this model were unknown when the optimizer was "
+                    "built. Pass `task_names=[...]` to FlatMTLTrainer (or give the model a "
+                    "`config.task_names`)."
+                )
         shared, tasks = self.partition.resolve(unwrapped)
         step = FlatStep(unwrapped, shared, tasks, self._aggregators, self.args.flat_settings())
         if self._pending_state is not None:

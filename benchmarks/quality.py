@@ -1,0 +1,441 @@
+"""Accuracy of every aggregator with and without flat regions on the Multi-MNIST family.
+
+Each run trains ``examples/multi_mnist.py`` once (one variant, aggregator, flat mode and seed)
+under a named protocol and appends one record to ``benchmarks/results/multi_mnist.json``. A
+run whose key (variant, aggregator, flat, seed, rho_shared, rho_task, adaptive, epochs,
+protocol, and any smoke-test limits) is already recorded is skipped, and the file is
+rewritten atomically after every run, so a grid can be stopped and resumed, or run in pieces.
+
+    python benchmarks/quality.py run --protocol cpu --variants multi_mnist --seeds 0
+    python benchmarks/quality.py sweep --rhos 0.01 0.05 0.2   # writes rho_sweep.json
+    python benchmarks/quality.py table    # Markdown: mean +- std over seeds, flat - plain
+    python benchmarks/quality.py plot     # bar plot PNG
+
+Protocols (every setting is passed to the example explicitly; its own defaults never apply):
+
+``cpu``
+    LeNet (the Pareto-MTL shapes) on the full 120k / 20k composites built from the IDX files
+    (``--mnist_dir`` / ``--fashion_dir``, default ``/work/shared/data/...``), 2 epochs, Adam
+    (no weight decay) 1e-3 with cosine decay to 0, batch 256, no clipping; SAM (not ASAM) with
+    one radius 0.05 for the shared and the task parts, separate norms (the paper's Algorithm
+    1); the radius was chosen by ``sweep`` (``results/rho_sweep.json``).
+``paper``
+    The authors' Multi-MNIST settings: ResNet18 (7x7 one-channel stem, fc 512->100, heads
+    100->10), Adam 1e-3 constant, no weight decay, batch 256, 200 epochs, no clipping; ASAM
+    with rho 2 and one joint norm over the shared part and the task's head (what their code
+    ran); CAGrad c = 0.4. Test accuracy after the last epoch is recorded (their code kept the
+    best epoch by test accuracy, which is selection on the test set).
+
+Runs use one CPU thread by default (``--threads``): the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "multi_mnist.py"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS = RESULTS_DIR / "multi_mnist.json"
+SWEEP = RESULTS_DIR / "rho_sweep.json"
+DEFAULT_MNIST_DIR = "/work/shared/data/mnist"
+DEFAULT_FASHION_DIR = "/work/shared/data/fashion-mnist"
+
+VARIANTS = ("multi_mnist", "multi_fashion", "multi_fashion_and_mnist")
+AGGREGATORS = ("mean", "mgda", "pcgrad", "cagrad", "imtl", "nashmtl", "fairgrad")
+TASKS = ("top_left", "bottom_right")
+FLAT_MODES = ("flat", "plain")
+KEY_FIELDS = (
+    "variant", "aggregator", "flat", "seed", "rho_shared", "rho_task", "adaptive", "epochs",
+    "protocol", "max_steps", "train_limit", "test_limit",
+)  # fmt: skip
+
+# Settings common to both protocols: Adam without weight decay, batch 256, no clipping, one
+# evaluation on the test split at the end, nothing saved but the final model (in a temp dir).
+COMMON = [
+    "--optim", "adamw_torch",
+    "--weight_decay", "0",
+    "--per_device_train_batch_size", "256",
+    "--per_device_eval_batch_size", "1000",
+    "--learning_rate", "1e-3",
+    "--warmup_steps", "0",
+    "--max_grad_norm", "0",
+    "--flat_strategy", "individual",
+    "--copies", "2",
+    "--eval_strategy", "no",
+    "--save_strategy", "no",
+    "--logging_steps", "100",
+    "--report_to", "none",
+    "--dataloader_num_workers", "0",
+    "--disable_tqdm", "true",
+    "--use_cpu",
+]  # fmt: skip
+
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "cpu": {
+        "backbone": "lenet",
+        "epochs": 2,
+        "lr_scheduler_type": "cosine",
+        "rho_shared": 0.05,
+        "rho_task": 0.05,
+        "adaptive": False,
+        "joint_norm": False,
+        "aggregator_kwargs": {"cagrad": {"c": 0.4}},
+    },
+    "paper": {
+        "backbone": "resnet18",
+        "epochs": 200,
+        "lr_scheduler_type": "constant",
+        "rho_shared": 2.0,
+        "rho_task": 2.0,
+        "adaptive": True,
+        "joint_norm": True,
+        "aggregator_kwargs": {"cagrad": {"c": 0.4}},
+    },
+}
+
+logger = logging.getLogger("flatmtl.benchmarks.quality")
+
+
+def load_example() -> Any:
+    """The example script as a module (its ``main(argv)`` returns the test accuracies)."""
+    spec = importlib.util.spec_from_file_location("multi_mnist_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_spec(
+    protocol: str,
+    variant: str,
+    aggregator: str,
+    flat: bool,
+    seed: int,
+    rho: float | None = None,
+    epochs: int | None = None,
+    max_steps: int | None = None,
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+) -> dict[str, Any]:
+    """The key fields of one run (``rho`` and ``epochs`` override the protocol's)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"`protocol` must be one of {sorted(PROTOCOLS)}, found {protocol!r}.")
+    settings = PROTOCOLS[protocol]
+    rho_shared = settings["rho_shared"] if rho is None else float(rho)
+    rho_task = settings["rho_task"] if rho is None else float(rho)
+    return {
+        "variant": variant,
+        "aggregator": aggregator,
+        "flat": flat,
+        "seed": seed,
+        # A plain run has no radius; recording 0 keeps plain keys independent of the rho choice.
+        "rho_shared": rho_shared if flat else 0.0,
+        "rho_task": rho_task if flat else 0.0,
+        "adaptive": settings["adaptive"] if flat else False,
+        "epochs": settings["epochs"] if epochs is None else epochs,
+        "protocol": protocol,
+        "max_steps": max_steps,
+        "train_limit": train_limit,
+        "test_limit": test_limit,
+    }
+
+
+def run_key(record: dict[str, Any]) -> tuple:
+    return tuple(record.get(name) for name in KEY_FIELDS)
+
+
+def example_argv(spec: dict[str, Any], source: str, mnist_dir: str, fashion_dir: str) -> list[str]:
+    """Every flag of the example for one run, protocol settings included."""
+    settings = PROTOCOLS[spec["protocol"]]
+    kwargs = settings["aggregator_kwargs"].get(spec["aggregator"], {})
+    argv = COMMON + [
+        "--variant", spec["variant"],
+        "--source", source,
+        "--mnist_dir", mnist_dir,
+        "--fashion_dir", fashion_dir,
+        "--backbone", settings["backbone"],
+        "--aggregator", spec["aggregator"],
+        "--aggregator_kwargs", json.dumps(kwargs),
+        "--flat", str(spec["flat"]).lower(),
+        "--rho_shared", str(spec["rho_shared"]),
+        "--rho_task", str(spec["rho_task"]),
+        "--adaptive", str(spec["adaptive"]).lower(),
+        "--joint_norm", str(settings["joint_norm"]).lower(),
+        "--lr_scheduler_type", settings["lr_scheduler_type"],
+        "--num_train_epochs", str(spec["epochs"]),
+        "--seed", str(spec["seed"]),
+        "--data_seed", str(spec["seed"]),
+    ]  # fmt: skip
+    if spec["max_steps"] is not None:
+        argv += ["--max_steps", str(spec["max_steps"])]
+    if spec["train_limit"] is not None:
+        argv += ["--train_limit", str(spec["train_limit"])]
+    if spec["test_limit"] is not None:
+        argv += ["--test_limit", str(spec["test_limit"])]
+    return argv
+
+
+def train_one(spec: dict[str, Any], source: str, mnist_dir: str, fashion_dir: str) -> dict:
+    """Train and evaluate one run; returns its record."""
+    with tempfile.TemporaryDirectory(prefix="flatmtl-quality-") as output_dir:
+        argv = example_argv(spec, source, mnist_dir, fashion_dir)
+        start = time.perf_counter()
+        results = load_example().main(argv + ["--output_dir", output_dir])
+        seconds = time.perf_counter() - start
+    settings = PROTOCOLS[spec["protocol"]]
+    return {
+        **spec,
+        "accuracies": {task: results[f"accuracy_{task}"] for task in TASKS},
+        "accuracy_mean": results["accuracy_mean"],
+        "seconds": round(seconds, 1),
+        "backbone": settings["backbone"],
+        "joint_norm": settings["joint_norm"],
+        "source": source,
+        "threads": torch.get_num_threads(),
+        "argv": argv,
+    }
+
+
+def read_runs(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return json.loads(path.read_text())["runs"]
+
+
+def write_runs(path: Path, runs: list[dict[str, Any]]) -> None:
+    """Replace ``path`` in one step, so an interrupted write never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(handle, "w") as stream:
+        json.dump({"runs": runs}, stream, indent=1)
+        stream.write("\n")
+    os.replace(temporary, path)
+
+
+def run_grid(specs: list[dict[str, Any]], path: Path, options: argparse.Namespace) -> int:
+    """Run every spec not yet in ``path``, one at a time; returns how many were run."""
+    done = 0
+    for index, spec in enumerate(specs, 1):
+        finished = {run_key(record) for record in read_runs(path)}
+        label = " ".join(f"{name}={spec[name]}" for name in KEY_FIELDS[:5])
+        if run_key(spec) in finished:
+            logger.info("[%d/%d] skip (recorded): %s", index, len(specs), label)
+            continue
+        logger.info("[%d/%d] run: %s", index, len(specs), label)
+        record = train_one(spec, options.source, options.mnist_dir, options.fashion_dir)
+        logger.info("  -> %s in %.0f s", record["accuracies"], record["seconds"])
+        runs = [r for r in read_runs(path) if run_key(r) != run_key(spec)] + [record]
+        write_runs(path, runs)
+        done += 1
+    return done
+
+
+def grid_specs(options: argparse.Namespace) -> list[dict[str, Any]]:
+    """Seeds outermost, then variants, aggregators and flat modes (the order of the grid)."""
+    return [
+        make_spec(
+            options.protocol, variant, aggregator, mode == "flat", seed,
+            rho=options.rho, epochs=options.epochs, max_steps=options.max_steps,
+            train_limit=options.train_limit, test_limit=options.test_limit,
+        )  # fmt: skip
+        for seed in options.seeds
+        for variant in options.variants
+        for aggregator in options.aggregators
+        for mode in options.flat_modes
+    ]
+
+
+def _cell(values: list[float]) -> str:
+    mean = 100 * statistics.fmean(values)
+    if len(values) < 2:
+        return f"{mean:.2f}"
+    return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f}"
+
+
+def summarize(runs: list[dict[str, Any]], protocol: str) -> dict[tuple, dict[str, list[float]]]:
+    """(variant, aggregator, flat) -> {task or "average": accuracies over seeds}."""
+    cells: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in runs:
+        if record["protocol"] != protocol or record.get("max_steps") is not None:
+            continue
+        cell = cells[(record["variant"], record["aggregator"], record["flat"])]
+        accuracies = [record["accuracies"][task] for task in TASKS]
+        for task, value in zip(TASKS, accuracies):
+            cell[task].append(value)
+        cell["average"].append(statistics.fmean(accuracies))
+    return cells
+
+
+def markdown_table(runs: list[dict[str, Any]], protocol: str) -> str:
+    """Test accuracy (%), mean ± sample std over seeds, and flat minus plain of the means."""
+    cells = summarize(runs, protocol)
+    header = (
+        "| variant | aggregator | seeds (plain/flat) | plain top-left | plain bottom-right | "
+        "plain avg | flat top-left | flat bottom-right | flat avg | flat − plain (avg) |"
+    )
+    lines = [header, "|" + "---|" * 10]
+    pairs = sorted({(v, a) for v, a, _ in cells}, key=lambda p: (_order(p[0], VARIANTS),
+                                                                 _order(p[1], AGGREGATORS)))
+    for variant, aggregator in pairs:
+        plain = cells.get((variant, aggregator, False))
+        flat = cells.get((variant, aggregator, True))
+        row = [variant, aggregator, f"{len(plain['average']) if plain else 0}/"
+               f"{len(flat['average']) if flat else 0}"]
+        for cell in (plain, flat):
+            row += [_cell(cell[k]) if cell else "–" for k in (*TASKS, "average")]
+        if plain and flat:
+            delta = 100 * (statistics.fmean(flat["average"]) - statistics.fmean(plain["average"]))
+            row.append(f"{delta:+.2f}")
+        else:
+            row.append("–")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _order(name: str, known: tuple[str, ...]) -> tuple[int, str]:
+    return (known.index(name) if name in known else len(known), name)
+
+
+def plot(runs: list[dict[str, Any]], protocol: str, path: Path) -> None:
+    """Average accuracy per aggregator, plain and flat side by side, one panel per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = summarize(runs, protocol)
+    variants = sorted({v for v, _, _ in cells}, key=lambda v: _order(v, VARIANTS))
+    figure, axes = plt.subplots(1, max(len(variants), 1), figsize=(5 * max(len(variants), 1), 4))
+    axes = [axes] if not hasattr(axes, "__len__") else list(axes)
+    for axis, variant in zip(axes, variants):
+        names = sorted({a for v, a, _ in cells if v == variant}, key=lambda a: _order(a, AGGREGATORS))
+        lows = []
+        for offset, flat, colour in ((-0.2, False, "tab:gray"), (0.2, True, "tab:blue")):
+            means, errors = [], []
+            for name in names:
+                values = cells.get((variant, name, flat), {}).get("average", [])
+                means.append(100 * statistics.fmean(values) if values else float("nan"))
+                errors.append(100 * statistics.stdev(values) if len(values) > 1 else 0.0)
+                lows += [100 * min(values)] if values else []
+            positions = [k + offset for k in range(len(names))]
+            axis.bar(positions, means, 0.4, yerr=errors, color=colour, capsize=2,
+                     label="flat" if flat else "plain")
+        axis.set_xticks(range(len(names)), names, rotation=45, ha="right")
+        axis.set_title(variant)
+        axis.set_ylabel("average test accuracy (%)")
+        if lows:
+            axis.set_ylim(max(0.0, min(lows) - 2.0), 100.0)
+        axis.legend(loc="lower right")
+    figure.suptitle(f"Multi-MNIST family, protocol {protocol} (mean ± std over seeds)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def sweep(options: argparse.Namespace) -> None:
+    """SAM radius sweep: one variant, aggregator and seed; rho = 0 is the plain run."""
+    specs = [make_spec(options.protocol, options.variant, options.aggregator, False, options.seed,
+                       epochs=options.epochs)]
+    specs += [
+        make_spec(options.protocol, options.variant, options.aggregator, True, options.seed,
+                  rho=rho, epochs=options.epochs)
+        for rho in options.rhos
+    ]
+    run_grid(specs, options.sweep_results, options)
+
+    # The sweep's runs are runs of the grid too: copy the ones the grid would make.
+    grid_keys = {run_key(make_spec(options.protocol, options.variant, options.aggregator, flat,
+                                   options.seed, epochs=options.epochs)) for flat in (True, False)}
+    shared = [r for r in read_runs(options.sweep_results) if run_key(r) in grid_keys]
+    recorded = {run_key(r) for r in read_runs(options.results)}
+    missing = [r for r in shared if run_key(r) not in recorded]
+    if missing:
+        write_runs(options.results, read_runs(options.results) + missing)
+    for record in read_runs(options.sweep_results):
+        print(f"rho={record['rho_shared']:<6} flat={record['flat']!s:<5} "
+              f"avg={100 * statistics.fmean(record['accuracies'].values()):.2f} "
+              f"{record['accuracies']} {record['seconds']} s")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--protocol", choices=sorted(PROTOCOLS), default="cpu")
+        sub.add_argument("--results", type=Path, default=RESULTS)
+
+    def training(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--source", choices=["idx", "sample", "hub"], default="idx")
+        sub.add_argument("--mnist_dir", default=DEFAULT_MNIST_DIR)
+        sub.add_argument("--fashion_dir", default=DEFAULT_FASHION_DIR)
+        sub.add_argument("--epochs", type=int, default=None, help="Override the protocol's.")
+        sub.add_argument("--threads", type=int, default=1)
+
+    run = commands.add_parser("run", help="Run (the missing part of) a grid.")
+    common(run)
+    training(run)
+    run.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    run.add_argument("--aggregators", nargs="+", default=list(AGGREGATORS))
+    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    run.add_argument("--flat_modes", nargs="+", choices=FLAT_MODES, default=list(FLAT_MODES))
+    run.add_argument("--rho", type=float, default=None, help="Override the protocol's radius.")
+    run.add_argument("--max_steps", type=int, default=None, help="Smoke tests only.")
+    run.add_argument("--train_limit", type=int, default=None, help="Smoke tests only.")
+    run.add_argument("--test_limit", type=int, default=None, help="Smoke tests only.")
+
+    rho_sweep = commands.add_parser("sweep", help="SAM radius sweep for one aggregator.")
+    common(rho_sweep)
+    training(rho_sweep)
+    rho_sweep.add_argument("--sweep_results", type=Path, default=SWEEP)
+    rho_sweep.add_argument("--variant", choices=VARIANTS, default="multi_mnist")
+    rho_sweep.add_argument("--aggregator", default="mgda")
+    rho_sweep.add_argument("--seed", type=int, default=0)
+    rho_sweep.add_argument("--rhos", nargs="+", type=float, default=[0.01, 0.05, 0.2])
+
+    table = commands.add_parser("table", help="Print (and write) the Markdown table.")
+    common(table)
+    table.add_argument("--output", type=Path, default=RESULTS.with_suffix(".md"))
+
+    figure = commands.add_parser("plot", help="Draw the bar plot.")
+    common(figure)
+    figure.add_argument("--output", type=Path, default=RESULTS.with_suffix(".png"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if options.command in ("run", "sweep"):
+        torch.set_num_threads(options.threads)
+    if options.command == "run":
+        count = run_grid(grid_specs(options), options.results, options)
+        logger.info("%d run(s) made; results in %s", count, options.results)
+    elif options.command == "sweep":
+        sweep(options)
+    elif options.command == "table":
+        text = markdown_table(read_runs(options.results), options.protocol)
+        options.output.write_text(text)
+        print(text)
+    else:
+        plot(read_runs(options.results), options.protocol, options.output)
+        print(f"wrote {options.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The quality harness: the paper protocol starts, resume skips finished runs, tables add up."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+HARNESS = Path(__file__).resolve().parents[2] / "benchmarks" / "quality.py"
+
+
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("flatmtl_quality_harness", HARNESS)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_paper_protocol_runs_a_few_steps(quality, tmp_path):
+    results = tmp_path / "runs.json"
+    quality.main(
+        [
+            "run", "--protocol", "paper", "--source", "sample", "--results", str(results),
+            "--variants", "multi_mnist", "--aggregators", "cagrad", "--seeds", "0",
+            "--flat_modes", "flat", "--max_steps", "2", "--train_limit", "64",
+            "--test_limit", "32",
+        ]
+    )  # fmt: skip
+    (record,) = json.loads(results.read_text())["runs"]
+    assert (record["backbone"], record["epochs"], record["protocol"]) == ("resnet18", 200, "paper")
+    assert (record["rho_shared"], record["adaptive"], record["joint_norm"]) == (2.0, True, True)
+    assert record["max_steps"] == 2 and record["flat"] is True
+    argv = record["argv"]
+    for flag, value in [("--learning_rate", "1e-3"), ("--per_device_train_batch_size", "256"),
+                        ("--lr_scheduler_type", "constant"), ("--aggregator_kwargs", '{"c": 0.4}')]:
+        assert argv[argv.index(flag) + 1] == value
+    assert set(record["accuracies"]) == {"top_left", "bottom_right"}
+    assert all(0.0 <= value <= 1.0 for value in record["accuracies"].values())
+
+
+def test_resume_skips_a_recorded_run(quality, tmp_path, monkeypatch):
+    results = tmp_path / "runs.json"
+    finished = quality.make_spec("cpu", "multi_mnist", "mgda", True, 0)
+    fake = {**finished, "accuracies": {"top_left": 0.5, "bottom_right": 0.25}, "seconds": 1.0}
+    results.write_text(json.dumps({"runs": [fake]}))
+    calls = []
+
+    def fake_train(spec, source, mnist_dir, fashion_dir):
+        calls.append(spec)
+        return {**spec, "accuracies": {"top_left": 0.9, "bottom_right": 0.8}, "seconds": 2.0}
+
+    monkeypatch.setattr(quality, "train_one", fake_train)
+    arguments = ["run", "--protocol", "cpu", "--results", str(results), "--variants",
+                 "multi_mnist", "--aggregators", "mgda", "--seeds", "0"]  # fmt: skip
+    quality.main(arguments)
+    assert [(spec["aggregator"], spec["flat"]) for spec in calls] == [("mgda", False)]
+    runs = json.loads(results.read_text())["runs"]
+    assert runs[0] == fake and len(runs) == 2
+
+    quality.main(arguments)  # everything recorded now: nothing runs
+    assert len(calls) == 1
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_different_radius_is_a_different_run(quality):
+    base = quality.make_spec("cpu", "multi_mnist", "mgda", True, 0)
+    assert quality.run_key(base) != quality.run_key(
+        quality.make_spec("cpu", "multi_mnist", "mgda", True, 0, rho=0.2)
+    )
+    plain = quality.make_spec("cpu", "multi_mnist", "mgda", False, 0)
+    assert quality.run_key(plain) == quality.run_key(
+        quality.make_spec("cpu", "multi_mnist", "mgda", False, 0, rho=0.2)
+    )
+
+
+def test_table_and_plot_from_a_synthetic_file(quality, tmp_path):
+    accuracies = {
+        ("pcgrad", False): [(0.90, 0.80), (0.92, 0.84), (0.91, 0.83)],
+        ("pcgrad", True): [(0.93, 0.85), (0.95, 0.86), (0.94, 0.88)],
+        ("imtl", False): [(0.70, 0.60)],
+    }
+    runs = [
+        {**quality.make_spec("cpu", "multi_fashion", name, flat, seed),
+         "accuracies": {"top_left": left, "bottom_right": right}, "seconds": 1.0}
+        for (name, flat), values in accuracies.items()
+        for seed, (left, right) in enumerate(values)
+    ]  # fmt: skip
+    runs.append({**runs[0], "protocol": "paper"})  # another protocol never mixes in
+    results = tmp_path / "runs.json"
+    results.write_text(json.dumps({"runs": runs}))
+
+    table_path = tmp_path / "table.md"
+    quality.main(["table", "--results", str(results), "--output", str(table_path)])
+    rows = {line.split(" | ")[1]: line for line in table_path.read_text().splitlines()[2:]}
+    assert list(rows) == ["pcgrad", "imtl"]  # the grid's order, not the alphabet's
+
+    numbers = [float(x) for x in re.findall(r"[-+]?\d+\.\d+", rows["pcgrad"])]
+    expected = []
+    for flat in (False, True):
+        pairs = accuracies[("pcgrad", flat)]
+        for column in ([p[0] for p in pairs], [p[1] for p in pairs], [sum(p) / 2 for p in pairs]):
+            expected += [100 * statistics.fmean(column), 100 * statistics.stdev(column)]
+    plain_avg = statistics.fmean(sum(p) / 2 for p in accuracies[("pcgrad", False)])
+    flat_avg = statistics.fmean(sum(p) / 2 for p in accuracies[("pcgrad", True)])
+    expected.append(100 * (flat_avg - plain_avg))
+    assert numbers == pytest.approx(expected, abs=0.006)
+    assert "3/3" in rows["pcgrad"] and "1/0" in rows["imtl"]
+    assert rows["imtl"].rstrip(" |").endswith("–")  # no flat run: no difference
+
+    png = tmp_path / "plot.png"
+    quality.main(["plot", "--results", str(results), "--output", str(png)])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
