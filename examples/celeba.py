@@ -14,19 +14,17 @@ flag works (``--aggregator``, ``--no-flat``, ``--adaptive``, ``--num_train_epoch
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
 
-import torch
 from transformers import HfArgumentParser, set_seed
 
-from flatmtl import FlatMTLConfig, FlatMTLTrainer, MultiTaskModel
+from flatmtl import FlatMTLConfig, MultiTaskModel
 from flatmtl.data.celeba import load_celeba
 from flatmtl.metrics import multitask_metrics
 from flatmtl.modeling.presets import CELEBA_ATTRIBUTES, celeba_config
+from flatmtl.schedules import StepDecayTrainer, steps_per_epoch
 
 # The paper's protocol; any flag given on the command line wins.
 DEFAULTS = [
@@ -68,33 +66,6 @@ class ScriptArguments:
     eval_limit: int | None = field(
         default=None, metadata={"help": "Use the first N validation and test images."}
     )
-
-
-class StepDecayTrainer(FlatMTLTrainer):
-    """FlatMTLTrainer with a StepLR schedule, counted in optimizer steps."""
-
-    def __init__(self, *args: Any, lr_step_size: int, lr_gamma: float, **kwargs: Any) -> None:
-        self.lr_step_size = lr_step_size
-        self.lr_gamma = lr_gamma
-        super().__init__(*args, **kwargs)
-
-    def create_scheduler(
-        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
-    ) -> Any:
-        if self.lr_step_size <= 0:  # --lr_step_epochs 0: use --lr_scheduler_type instead
-            return super().create_scheduler(num_training_steps, optimizer)
-        if self.lr_scheduler is None:
-            self.lr_scheduler = torch.optim.lr_scheduler.StepLR(
-                optimizer or self.optimizer, step_size=self.lr_step_size, gamma=self.lr_gamma
-            )
-        return self.lr_scheduler
-
-
-def steps_per_epoch(num_samples: int, training: FlatMTLConfig) -> int:
-    batch = training.per_device_train_batch_size * max(1, training.world_size)
-    drop = training.dataloader_drop_last
-    batches = num_samples // batch if drop else math.ceil(num_samples / batch)
-    return max(1, math.ceil(batches / training.gradient_accumulation_steps))
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

@@ -33,6 +33,14 @@ class FlatMTLConfig(TrainingArguments):
         flat_strategy: how loss and flat gradients are aggregated: ``individual`` (the
             paper's Algorithm 1), ``direct``, ``second`` or ``each``.
         joint_norm: one norm over the shared and the task part (the authors' Multi-MNIST code).
+        flat_every: recompute the flat gradients every this many optimizer steps and reuse the
+            stored flat part (``A_flat(h)`` and each task's ``k_sam - k``) in between, where a
+            step costs as much as a plain one (default 1: every step; ``individual`` only).
+
+    Speed:
+        batched_task_grads: take the clean per-task gradients in one batched backward
+            (``is_grads_batched``); equal results, faster or slower depending on the model
+            (``benchmarks/step_time.py`` measures it).
 
     Partition:
         shared_patterns: regular expressions of parameter names to treat as shared whatever
@@ -70,6 +78,14 @@ class FlatMTLConfig(TrainingArguments):
     joint_norm: bool = field(
         default=False,
         metadata={"help": "One norm over shared and task parts with rho_shared (authors' code)."},
+    )
+    flat_every: int = field(
+        default=1,
+        metadata={"help": "Recompute the flat gradients every k steps, reuse them in between."},
+    )
+    batched_task_grads: bool = field(
+        default=False,
+        metadata={"help": "One batched backward for the clean per-task gradients."},
     )
     shared_patterns: list[str] = field(
         default_factory=list,
@@ -119,4 +135,6 @@ class FlatMTLConfig(TrainingArguments):
             adaptive=self.adaptive,
             strategy=self.flat_strategy,
             joint_norm=self.joint_norm,
+            flat_every=self.flat_every,
+            batched_task_grads=self.batched_task_grads,
         )

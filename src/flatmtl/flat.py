@@ -12,6 +12,20 @@ via Seeking Task-based Flat Regions*, arXiv 2211.13723, Algorithm 1):
 5. the shared direction by ``strategy`` (``individual``: ``A_loss(g) + A_flat(h)``), the task
    parameters get ``k_i^SAM``.
 
+Cost: one clean forward and ``m`` per-task backwards, then per task one forward of that task
+only (when ``forward`` honours ``tasks``) and one backward: ``(m + 1) F + 2m B``. The weights
+are saved once per step as one flat vector (each task's own parameters per task). For the
+``individual``, ``second`` and ``direct`` strategies the loss gradients are aggregated before
+the perturbed passes, and row ``i`` of the one ``m x d`` matrix is overwritten in place by
+``h_i`` (``g_i^SAM`` for ``direct``) once pass ``i`` is done, so the step holds a single task
+gradient matrix; ``each`` needs ``g`` and ``h`` side by side and holds two.
+
+``flat_every = k > 1`` (``individual`` only) recomputes the flat part on steps
+``step % k == 0`` and reuses it in between, where a step costs the plain ``F + m B``: the
+shared direction is ``A_loss(g) + A_flat(h)`` with the stored ``A_flat(h)``, and task ``i``'s
+parameters get ``k_i + (k_i^SAM - k_i)`` with the stored flat part. Under gradient
+accumulation the stored parts are the mean over the micro-batches of the refreshing step.
+
 It is plain PyTorch: the trainer hands it a ``forward(tasks)`` callable and writes the result
 into ``.grad``. BatchNorm running statistics change in the clean pass only; dropout draws
 fresh masks in each perturbed pass.
@@ -30,6 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -61,6 +76,12 @@ class FlatSettings:
         strategy: one of :data:`FLAT_STRATEGIES`.
         joint_norm: one norm over ``[g_i, k_i]`` with ``rho_shared`` for both parts, as the
             authors' Multi-MNIST code does (the paper normalises each part on its own).
+        flat_every: recompute the flat part every this many optimizer steps and reuse the last
+            one in between (``individual`` strategy only; 1 recomputes it every step).
+        batched_task_grads: take the ``m`` clean per-task gradients in one batched backward
+            (``torch.autograd.grad(..., is_grads_batched=True)``) instead of ``m`` backwards.
+            Equal results; faster on small-headed models, slower where each task has a large
+            branch of its own (MTAN), see ``benchmarks/step_time.py``.
     """
 
     flat: bool = True
@@ -69,6 +90,8 @@ class FlatSettings:
     adaptive: bool = False
     strategy: str = "individual"
     joint_norm: bool = False
+    flat_every: int = 1
+    batched_task_grads: bool = False
 
     def __post_init__(self) -> None:
         for name in ("rho_shared", "rho_task"):
@@ -81,6 +104,23 @@ class FlatSettings:
         if self.strategy not in FLAT_STRATEGIES:
             raise ValueError(
                 f"`flat_strategy` must be one of {FLAT_STRATEGIES}, found {self.strategy!r}."
+            )
+        if isinstance(self.flat_every, bool) or not isinstance(self.flat_every, int):
+            raise ValueError(
+                f"`flat_every` must be an integer >= 1, found {self.flat_every!r}; use 1 to "
+                "recompute the flat gradients on every step."
+            )
+        if self.flat_every < 1:
+            raise ValueError(
+                f"`flat_every` must be >= 1, found {self.flat_every}; use 1 to recompute the "
+                "flat gradients on every step."
+            )
+        if self.flat and self.flat_every > 1 and self.strategy != "individual":
+            raise ValueError(
+                f"`flat_every={self.flat_every}` needs `flat_strategy='individual'`, found "
+                f"{self.strategy!r}: only the individual strategy has a flat part "
+                "`A_flat(h)` that can be stored and reused; use `flat_every=1` with this "
+                "strategy."
             )
 
 
@@ -158,6 +198,11 @@ class FlatStep:
         self.settings = settings
         self._shared_numel = [p.numel() for p in self.shared_params]
         self.num_shared = sum(self._shared_numel)
+        # The flat part reused between refreshes under `flat_every > 1`.
+        self._stored_direction: Tensor | None = None
+        self._stored_task: dict[str, list[Tensor | None]] = {}
+        self._stored_step: int | None = None
+        self._stored_count = 0
 
     # ------------------------------------------------------------------ public
 
@@ -168,6 +213,7 @@ class FlatStep:
         grad_scale: float = 1.0,
         reduce: ReduceFn | None = None,
         propagate_nonfinite: bool = False,
+        step: int | None = None,
     ) -> FlatStepOutput:
         """Run the step.
 
@@ -182,6 +228,9 @@ class FlatStep:
                 they are used (the all-reduce mean of a distributed run).
             propagate_nonfinite: on a non-finite loss or gradient, return a NaN direction
                 with ``skipped=True`` instead of raising (for a loss scaler to detect).
+            step: the optimizer step this micro-batch belongs to; with ``flat_every = k > 1``
+                the flat part is recomputed when ``step % k == 0`` (or when none is stored,
+                or ``step`` is ``None``) and reused otherwise.
 
         Raises:
             NonFiniteLossError: a loss or gradient is NaN or infinite (on any process) and
@@ -224,19 +273,47 @@ class FlatStep:
         if not settings.flat:
             direction = self._aggregate("main", shared_grads, loss_vector, stats)
             return FlatStepOutput(direction, task_grads, detached, stats)
+        if self._reuses_flat(step):
+            return self._reused_step(shared_grads, task_grads, loss_vector, detached, stats)
 
-        sam_shared, sam_task = self._perturbed_gradients(
-            forward, shared_grads, task_grads, grad_scale, reduce, stats
-        )
-        if not _all_finite(sam_shared, sam_task):
+        strategy = settings.strategy
+        loss_direction = None
+        if strategy in ("individual", "second"):
+            # Aggregated before the perturbed passes: row i of the matrix then becomes h_i.
+            loss_direction = self._aggregate("loss", shared_grads, loss_vector, stats)
+        clean_task = task_grads if settings.flat_every > 1 else None
+        if strategy == "each":
+            flat_grads = torch.empty_like(shared_grads)
+            sam_task = self._perturbed_gradients(
+                forward, shared_grads, task_grads, grad_scale, reduce, stats, flat_grads, True
+            )
+        else:
+            # In place: h_i (g_i^SAM for `direct`) overwrites g_i once pass i is done.
+            flat_grads = shared_grads
+            sam_task = self._perturbed_gradients(
+                forward, shared_grads, task_grads, grad_scale, reduce, stats, flat_grads,
+                strategy != "direct",
+            )  # fmt: skip
+        if not _all_finite(flat_grads, sam_task):
             return self._non_finite(
                 "non-finite gradient in a perturbed pass", detached, propagate_nonfinite
             )
-        if settings.strategy == "direct":
-            direction = self._aggregate("main", sam_shared, loss_vector, stats)
+
+        if strategy == "direct":
+            direction = self._aggregate("main", flat_grads, loss_vector, stats)
+        elif strategy == "individual":
+            flat_direction = self._aggregate("flat", flat_grads, loss_vector, stats)
+            if clean_task is not None:
+                self._store_flat(step, flat_direction, sam_task, clean_task)
+            direction = loss_direction.add_(flat_direction)
+        elif strategy == "second":
+            flat_direction = self._aggregate("flat", flat_grads, loss_vector, stats)
+            parts = torch.stack([loss_direction, flat_direction])
+            direction = self._aggregate("second", parts, None, stats)
         else:
-            flat_grads = sam_shared.sub_(shared_grads)
-            direction = self._combine(shared_grads, flat_grads, loss_vector, stats)
+            direction = self._combine_each(shared_grads, flat_grads, loss_vector, stats)
+        if settings.flat_every > 1:
+            stats["flat_refresh"] = 1.0
         return FlatStepOutput(direction, sam_task, detached, stats)
 
     @torch.no_grad()
@@ -256,6 +333,38 @@ class FlatStep:
     def parameters(self) -> list[nn.Parameter]:
         """Learned parameters of the aggregators (trained by the Trainer's optimizer)."""
         return [p for aggregator in self.aggregators.values() for p in aggregator.parameters()]
+
+    def reuse_state_dict(self) -> dict[str, Any]:
+        """The stored flat part reused under ``flat_every > 1`` (empty until one is stored)."""
+        if self._stored_direction is None:
+            return {}
+        return {
+            "direction": self._stored_direction.detach().clone(),
+            "task": {t: [_clone(g) for g in gs] for t, gs in self._stored_task.items()},
+            "step": self._stored_step,
+            "count": self._stored_count,
+        }
+
+    def load_reuse_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`reuse_state_dict` saved."""
+        if not state:
+            self._stored_direction, self._stored_task = None, {}
+            self._stored_step, self._stored_count = None, 0
+            return
+        direction = state["direction"]
+        if direction.shape != (self.num_shared,) or set(state["task"]) != set(self.task_names):
+            raise ValueError(
+                f"The saved flat part covers {direction.numel()} shared values and tasks "
+                f"{sorted(state['task'])}, but this model has {self.num_shared} and "
+                f"{sorted(self.task_names)}; resume with the same model and partition."
+            )
+        device = self.shared_params[0].device
+        self._stored_direction = direction.to(device)
+        self._stored_task = {
+            task: [_to_device(g, p.device) for g, p in zip(gs, self.task_params[task])]
+            for task, gs in state["task"].items()
+        }
+        self._stored_step, self._stored_count = state["step"], int(state["count"])
 
     # ------------------------------------------------------------------ internals
 
@@ -285,22 +394,68 @@ class FlatStep:
         """``m x d`` matrix of shared gradients and each task's own gradients."""
         m = len(self.task_names)
         reference = self.shared_params[0]
-        shared = torch.zeros(m, self.num_shared, dtype=torch.float32, device=reference.device)
+        # Every row is written in full by `_write_row`: no zero fill needed.
+        shared = torch.empty(m, self.num_shared, dtype=torch.float32, device=reference.device)
+        if self.settings.batched_task_grads and m > 1:
+            task_grads = self._batched_task_gradients(losses, grad_scale, shared)
+        else:
+            task_grads = self._looped_task_gradients(losses, grad_scale, shared)
+        if reduce is not None:
+            shared = reduce(shared)
+            task_grads = {t: self._reduce_own(t, gs, reduce) for t, gs in task_grads.items()}
+        return shared, task_grads
+
+    def _looped_task_gradients(
+        self, losses: Mapping[str, Tensor], grad_scale: float, shared: Tensor
+    ) -> dict[str, list[Tensor | None]]:
+        """One backward per task (the clean graph is kept until the last one)."""
         task_grads: dict[str, list[Tensor | None]] = {}
+        last = len(self.task_names) - 1
         for index, task in enumerate(self.task_names):
             own = self.task_params[task]
             grads = torch.autograd.grad(
                 losses[task] * grad_scale if grad_scale != 1.0 else losses[task],
                 self.shared_params + own,
-                retain_graph=index < m - 1,
+                retain_graph=index < last,
                 allow_unused=True,
             )
             self._write_row(shared[index], grads[: len(self.shared_params)], grad_scale)
             task_grads[task] = [_unscale(g, grad_scale) for g in grads[len(self.shared_params) :]]
-        if reduce is not None:
-            shared = reduce(shared)
-            task_grads = {t: self._reduce_own(t, gs, reduce) for t, gs in task_grads.items()}
-        return shared, task_grads
+        return task_grads
+
+    def _batched_task_gradients(
+        self, losses: Mapping[str, Tensor], grad_scale: float, shared: Tensor
+    ) -> dict[str, list[Tensor | None]]:
+        """All ``m`` clean backwards as one batched backward (one-hot cotangents); fills
+        ``shared`` and returns each task's own gradients (zero where the task does not reach
+        a tensor that another task's loss reaches)."""
+        stacked = torch.stack([losses[task].reshape(()) for task in self.task_names])
+        if grad_scale != 1.0:
+            stacked = stacked * grad_scale
+        own = [p for task in self.task_names for p in self.task_params[task]]
+        cotangents = torch.eye(len(self.task_names), dtype=stacked.dtype, device=stacked.device)
+        grads = torch.autograd.grad(
+            stacked,
+            self.shared_params + own,
+            grad_outputs=cotangents,
+            is_grads_batched=True,
+            allow_unused=True,
+        )
+        num_shared = len(self.shared_params)
+        task_grads: dict[str, list[Tensor | None]] = {}
+        offset = num_shared
+        for index, task in enumerate(self.task_names):
+            self._write_row(
+                shared[index], [g if g is None else g[index] for g in grads[:num_shared]],
+                grad_scale,
+            )  # fmt: skip
+            count = len(self.task_params[task])
+            task_grads[task] = [
+                None if g is None else _unscale(g[index].clone(), grad_scale)
+                for g in grads[offset : offset + count]
+            ]
+            offset += count
+        return task_grads
 
     def _reduce_own(
         self, task: str, grads: Sequence[Tensor | None], reduce: ReduceFn
@@ -326,10 +481,13 @@ class FlatStep:
         return result
 
     def _write_row(self, row: Tensor, grads: Sequence[Tensor | None], grad_scale: float) -> None:
+        """Copy (unscaled) gradients into ``row``; a tensor the loss does not reach gets 0."""
         offset = 0
         for grad, numel in zip(grads, self._shared_numel):
-            if grad is not None:
-                target = row[offset : offset + numel]
+            target = row[offset : offset + numel]
+            if grad is None:
+                target.zero_()
+            else:
                 target.copy_(grad.reshape(-1))
                 if grad_scale != 1.0:
                     target.div_(grad_scale)
@@ -343,8 +501,15 @@ class FlatStep:
         grad_scale: float,
         reduce: ReduceFn | None,
         stats: dict[str, float],
-    ) -> tuple[Tensor, dict[str, list[Tensor | None]]]:
-        sam_shared = torch.zeros_like(shared_grads)
+        out: Tensor,
+        subtract: bool,
+    ) -> dict[str, list[Tensor | None]]:
+        """Per task: perturb, forward that task, re-take its gradients, restore the weights.
+
+        Row ``i`` of ``out`` receives ``g_i^SAM - g_i`` (``subtract``) or ``g_i^SAM``; ``out``
+        may be ``shared_grads`` itself, as row ``i`` is read only before pass ``i`` ends.
+        Returns each task's ``k_i^SAM``.
+        """
         sam_task: dict[str, list[Tensor | None]] = {}
         saved_shared = _flatten([p.detach() for p in self.shared_params])
         batch_norm_state = _batch_norm_buffers(self.model)
@@ -366,15 +531,92 @@ class FlatStep:
                     )
                 finally:
                     self._restore(saved_shared, own, saved_own)
-                self._write_row(sam_shared[index], grads[: len(self.shared_params)], grad_scale)
+                shared_part = grads[: len(self.shared_params)]
+                if subtract:
+                    if out is not shared_grads:
+                        out[index].copy_(shared_grads[index])
+                    self._subtract_from_row(out[index], shared_part, grad_scale)
+                else:
+                    self._write_row(out[index], shared_part, grad_scale)
                 sam_task[task] = [_unscale(g, grad_scale) for g in grads[len(self.shared_params) :]]
-                del loss, grads
+                del loss, grads, shared_part
         finally:
             _restore_batch_norm(batch_norm_state)
         if reduce is not None:
-            sam_shared = reduce(sam_shared)
+            reduced = reduce(out)
+            if reduced is not out:
+                out.copy_(reduced)
             sam_task = {t: self._reduce_own(t, gs, reduce) for t, gs in sam_task.items()}
-        return sam_shared, sam_task
+        return sam_task
+
+    def _subtract_from_row(
+        self, row: Tensor, grads: Sequence[Tensor | None], grad_scale: float
+    ) -> None:
+        """``row <- grad - row`` per segment, bit-equal to the subtraction (``-(a - b)`` is
+        ``b - a`` exactly); an unreached segment becomes ``-row``."""
+        offset = 0
+        for grad, numel in zip(grads, self._shared_numel):
+            target = row[offset : offset + numel]
+            if grad is None:
+                target.neg_()
+            else:
+                value = grad.reshape(-1)
+                if grad_scale != 1.0:
+                    value = value / grad_scale
+                target.sub_(value).neg_()
+            offset += numel
+
+    def _reuses_flat(self, step: int | None) -> bool:
+        every = self.settings.flat_every
+        if every == 1 or step is None or self._stored_direction is None:
+            return False
+        return step % every != 0
+
+    def _store_flat(
+        self,
+        step: int | None,
+        flat_direction: Tensor,
+        sam_task: Mapping[str, list[Tensor | None]],
+        clean_task: Mapping[str, list[Tensor | None]],
+    ) -> None:
+        """Keep ``A_flat(h)`` and ``k_i^SAM - k_i``; the running mean over the micro-batches
+        of one optimizer step."""
+        task_parts = {
+            task: [_difference(sam, clean) for sam, clean in zip(sam_task[task], clean_task[task])]
+            for task in self.task_names
+        }
+        if step is None or step != self._stored_step or self._stored_direction is None:
+            self._stored_direction, self._stored_task = flat_direction, task_parts
+            self._stored_step, self._stored_count = step, 1
+            return
+        count = self._stored_count + 1
+        self._stored_direction = _running_mean(self._stored_direction, flat_direction, count)
+        self._stored_task = {
+            task: [
+                _running_mean(old, new, count)
+                for old, new in zip(self._stored_task[task], task_parts[task])
+            ]
+            for task in self.task_names
+        }
+        self._stored_count = count
+
+    def _reused_step(
+        self,
+        shared_grads: Tensor,
+        task_grads: Mapping[str, list[Tensor | None]],
+        loss_vector: Tensor,
+        losses: dict[str, Tensor],
+        stats: dict[str, float],
+    ) -> FlatStepOutput:
+        """A step between refreshes: ``A_loss(g)`` plus the stored flat parts."""
+        direction = self._aggregate("loss", shared_grads, loss_vector, stats)
+        direction.add_(self._stored_direction)
+        combined = {
+            task: [_sum(k, part) for k, part in zip(task_grads[task], self._stored_task[task])]
+            for task in self.task_names
+        }
+        stats["flat_refresh"] = 0.0
+        return FlatStepOutput(direction, combined, losses, stats)
 
     @torch.no_grad()
     def _perturb(
@@ -447,22 +689,9 @@ class FlatStep:
                     stats[f"weight/{name}/{task}"] = weight
         return direction
 
-    def _combine(
+    def _combine_each(
         self, grads: Tensor, flat_grads: Tensor, losses: Tensor, stats: dict[str, float]
     ) -> Tensor:
-        strategy = self.settings.strategy
-        if strategy == "individual":
-            return self._aggregate("loss", grads, losses, stats).add_(
-                self._aggregate("flat", flat_grads, losses, stats)
-            )
-        if strategy == "second":
-            parts = torch.stack(
-                [
-                    self._aggregate("loss", grads, losses, stats),
-                    self._aggregate("flat", flat_grads, losses, stats),
-                ]
-            )
-            return self._aggregate("second", parts, None, stats)
         per_task = torch.stack(
             [
                 self._aggregate(f"each_{i}", torch.stack([grads[i], flat_grads[i]]), None, stats)
@@ -481,7 +710,34 @@ def _accumulate(param: nn.Parameter, grad: Tensor, scale: float) -> None:
 
 
 def _flatten(tensors: Sequence[Tensor]) -> Tensor:
-    return torch.cat([t.reshape(-1) for t in tensors]).clone()
+    # `cat` always returns new memory: the one saved copy of the weights.
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def _to_device(tensor: Tensor | None, device: torch.device) -> Tensor | None:
+    return None if tensor is None else tensor.to(device)
+
+
+def _clone(tensor: Tensor | None) -> Tensor | None:
+    return None if tensor is None else tensor.detach().clone()
+
+
+def _difference(sam: Tensor | None, clean: Tensor | None) -> Tensor | None:
+    if sam is None:
+        return None if clean is None else -clean
+    return sam if clean is None else sam - clean
+
+
+def _sum(first: Tensor | None, second: Tensor | None) -> Tensor | None:
+    if first is None:
+        return second
+    return first if second is None else first + second
+
+
+def _running_mean(mean: Tensor | None, value: Tensor | None, count: int) -> Tensor | None:
+    if mean is None or value is None:
+        return value if mean is None else mean
+    return mean + (value - mean) / count
 
 
 def _unscale(grad: Tensor | None, grad_scale: float) -> Tensor | None:

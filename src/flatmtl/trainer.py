@@ -108,6 +108,7 @@ class FlatMTLTrainer(Trainer):
         self.partition = partition
         self.flat_step: FlatStep | None = None
         self._pending_state: dict[str, Any] | None = None
+        self._pending_reuse_state: dict[str, Any] | None = None
         if task_names is None:
             task_names = list(getattr(config, "task_names", []) or []) or None
         self._task_names: list[str] | None = list(task_names) if task_names else None
@@ -185,6 +186,9 @@ class FlatMTLTrainer(Trainer):
         if self._pending_state is not None:
             self._load_aggregator_state(self._pending_state)
             self._pending_state = None
+        if self._pending_reuse_state is not None:
+            step.load_reuse_state_dict(self._pending_reuse_state)
+            self._pending_reuse_state = None
         return step
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
@@ -265,6 +269,7 @@ class FlatMTLTrainer(Trainer):
                     grad_scale=grad_scale,
                     reduce=self._reduce_fn(),
                     propagate_nonfinite=scaler is not None,
+                    step=self.state.global_step,
                 )
             except NonFiniteLossError as error:
                 self._skipped_steps += 1
@@ -374,11 +379,17 @@ class FlatMTLTrainer(Trainer):
     # ------------------------------------------------------------------ checkpoints
 
     def flat_state_dict(self) -> dict[str, Any]:
-        """Aggregator states and the partition, saved beside every checkpoint."""
+        """Aggregator states, the partition and the flat part reused under ``flat_every > 1``,
+        saved beside every checkpoint."""
+        if self.flat_step is not None:
+            reused = self.flat_step.reuse_state_dict()
+        else:
+            reused = self._pending_reuse_state or {}
         return {
             "aggregators": {k: a.state_dict() for k, a in (self._aggregators or {}).items()},
             "partition": self.partition.to_dict() if self.partition is not None else None,
             "skipped_steps": self._skipped_steps,
+            "reused_flat": reused,
         }
 
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
@@ -401,6 +412,11 @@ class FlatMTLTrainer(Trainer):
         if state.get("partition") is not None and self.partition is None:
             self.partition = ParameterPartition.from_dict(state["partition"])
         self._skipped_steps = int(state.get("skipped_steps", 0))
+        reused = state.get("reused_flat", {})
+        if self.flat_step is not None:
+            self.flat_step.load_reuse_state_dict(reused)
+        else:
+            self._pending_reuse_state = reused
         if self._aggregators is not None:
             self._load_aggregator_state(state)
         else:

@@ -47,8 +47,12 @@ def test_paper_protocol_runs_a_few_steps(quality, tmp_path):
     assert (record["rho_shared"], record["adaptive"], record["joint_norm"]) == (2.0, True, True)
     assert record["max_steps"] == 2 and record["flat"] is True
     argv = record["argv"]
-    for flag, value in [("--learning_rate", "1e-3"), ("--per_device_train_batch_size", "256"),
-                        ("--lr_scheduler_type", "constant"), ("--aggregator_kwargs", '{"c": 0.4}')]:
+    for flag, value in [
+        ("--per_device_train_batch_size", "256"),
+        ("--lr_scheduler_type", "constant"),
+        ("--learning_rate", "0.001"),
+        ("--aggregator_kwargs", '{"c": 0.4}'),
+    ]:
         assert argv[argv.index(flag) + 1] == value
     assert set(record["accuracies"]) == {"top_left", "bottom_right"}
     assert all(0.0 <= value <= 1.0 for value in record["accuracies"].values())

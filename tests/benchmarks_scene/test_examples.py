@@ -15,6 +15,8 @@ COMMON = ["--max_steps", "2", "--save_strategy", "no", "--use_cpu", "--seed", "0
 
 
 def load_example(name: str):
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))  # the scene examples share scene_benchmark.py
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
@@ -44,7 +46,6 @@ def test_scene_examples(name, nyuv2_dir, cityscapes_dir, tmp_path):
         argv[-1:] = ["--flat", "--adaptive", "--per_batch_metrics"]
     module = load_example(name)
     results = module.main(argv + COMMON)
-    assert module.steps_per_epoch(4, module.FlatMTLConfig(output_dir=str(out))) == 1  # batch 8
     assert results["num_evaluations"] == 1.0  # one epoch of two steps, evaluated once
     assert math.isfinite(results["delta_m"]) and 0.0 <= results["segmentation_miou"] <= 1.0
     assert ("normal_angle_median" in results) == (name == "nyuv2")

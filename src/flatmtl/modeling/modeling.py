@@ -113,6 +113,18 @@ class MultiTaskModel(PreTrainedModel):
             loss = torch.stack([losses[n] * weights.get(n, 1.0) for n in losses]).sum()
         return MultiTaskOutput(loss=loss, losses=losses or None, logits=logits)
 
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
+        """Upload the model (``config.json`` + ``model.safetensors``) with a flatmtl model card.
+
+        Takes the arguments of ``PreTrainedModel.push_to_hub`` (``commit_message``, ``private``,
+        ``token``, ``revision``, ``create_pr``, ``max_shard_size``, ``tags``) and the card
+        options of :func:`flatmtl.hub.build_model_card` (``metrics``, ``dataset_name``, ...);
+        metrics default to those the last ``FlatMTLTrainer.create_model_card`` recorded.
+        """
+        from ..hub import push_model_to_hub
+
+        return push_model_to_hub(self, repo_id, **kwargs)
+
     def _select_tasks(self, tasks: list[str] | None) -> list[str]:
         if tasks is None:
             return list(self.config.task_names)
