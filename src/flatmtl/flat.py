@@ -25,6 +25,7 @@ gradient matrix; ``each`` needs ``g`` and ``h`` side by side and holds two.
 shared direction is ``A_loss(g) + A_flat(h)`` with the stored ``A_flat(h)``, and task ``i``'s
 parameters get ``k_i + (k_i^SAM - k_i)`` with the stored flat part. Under gradient
 accumulation the stored parts are the mean over the micro-batches of the refreshing step.
+The ``flat`` aggregator runs on refreshing steps only, the ``loss`` one on every step.
 
 It is plain PyTorch: the trainer hands it a ``forward(tasks)`` callable and writes the result
 into ``.grad``. BatchNorm running statistics change in the clean pass only; dropout draws
@@ -263,6 +264,9 @@ class FlatStep:
         if reduce is not None:
             # After the clean gradients: their graph reads the buffers' version counters.
             _reduce_batch_norm(self.model, reduce)
+        # The last backward frees only the graph it visits: the other tasks' heads (MTAN's
+        # attention branches) would stay alive through the perturbed passes with the losses.
+        del losses
         if not _all_finite(shared_grads, task_grads):
             # An fp16 overflow of the scaled gradients: no perturbation from it.
             return self._non_finite(
@@ -319,11 +323,19 @@ class FlatStep:
     @torch.no_grad()
     def write_gradients(self, output: FlatStepOutput, scale: float = 1.0) -> None:
         """Add ``scale`` times the step's gradients into ``.grad`` (accumulating, so that
-        gradient accumulation over micro-batches works); unreached tensors stay untouched."""
+        gradient accumulation over micro-batches works); unreached tensors stay untouched.
+
+        With ``scale == 1`` a shared parameter without a gradient gets a view into
+        ``output.shared_direction`` as its ``.grad`` (no copy): the direction belongs to the
+        gradients from then on, and in-place clipping changes it too."""
         offset = 0
         direction = output.shared_direction
         for param, numel in zip(self.shared_params, self._shared_numel):
-            _accumulate(param, direction[offset : offset + numel].view_as(param), scale)
+            segment = direction[offset : offset + numel].view_as(param)
+            if scale == 1.0 and param.grad is None and segment.dtype == param.dtype:
+                param.grad = segment
+            else:
+                _accumulate(param, segment, scale)
             offset += numel
         for task, params in self.task_params.items():
             for param, grad in zip(params, output.task_grads.get(task, [])):
@@ -638,9 +650,10 @@ class FlatStep:
         else:
             scaled_shared = shared_grad
             scaled_own = own_g
-        shared_sq = scaled_shared.double().pow(2).sum()
+        # Squared in place on a float64 copy: one d-sized temporary, not two.
+        shared_sq = _float64_copy(scaled_shared).pow_(2).sum()
         own_sq = sum(
-            (g.double().pow(2).sum() for g in scaled_own),
+            (_float64_copy(g).pow_(2).sum() for g in scaled_own),
             torch.zeros((), device=shared_sq.device, dtype=torch.float64),
         )
 
@@ -665,7 +678,8 @@ class FlatStep:
             step = (scaled * weight.abs() if settings.adaptive else grad) * own_coef
             own_norm_sq += float(step.double().pow(2).sum())
             param.add_(step)
-        return float(shared_step.double().norm()), own_norm_sq**0.5
+        # A diagnostic: the float32 norm spares a float64 copy of the whole step.
+        return float(torch.linalg.vector_norm(shared_step)), own_norm_sq**0.5
 
     @torch.no_grad()
     def _restore(
@@ -718,6 +732,10 @@ def _to_device(tensor: Tensor | None, device: torch.device) -> Tensor | None:
     return None if tensor is None else tensor.to(device)
 
 
+def _float64_copy(tensor: Tensor) -> Tensor:
+    return tensor.to(torch.float64, copy=True)
+
+
 def _clone(tensor: Tensor | None) -> Tensor | None:
     return None if tensor is None else tensor.detach().clone()
 
@@ -759,9 +777,13 @@ def _gradient_stats(shared_grads: Tensor, task_names: Sequence[str]) -> dict[str
 
 
 def _all_finite(shared: Tensor, task_grads: Mapping[str, Sequence[Tensor | None]]) -> bool:
-    checks = [torch.isfinite(shared).all()]
-    checks += [torch.isfinite(g).all() for gs in task_grads.values() for g in gs if g is not None]
-    return bool(torch.stack(checks).all())
+    tensors = [shared] + [g for gs in task_grads.values() for g in gs if g is not None]
+    # A NaN or an infinity makes a sum non-finite, so one reduction per tensor settles the
+    # common case; only a non-finite sum (which a finite tensor can reach by overflow) needs
+    # the element-wise check.
+    if bool(torch.isfinite(torch.stack([t.sum().float() for t in tensors])).all()):
+        return True
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
 def _batch_norm_buffers(model: nn.Module) -> list[tuple[Tensor, Tensor]]:

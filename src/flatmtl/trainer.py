@@ -114,6 +114,8 @@ class FlatMTLTrainer(Trainer):
         self._task_names: list[str] | None = list(task_names) if task_names else None
         self._log_sums: dict[str, float] = defaultdict(float)
         self._log_count = 0
+        # Per key: under `flat_every > 1` the perturbation norms exist on refreshing steps only.
+        self._log_counts: dict[str, int] = defaultdict(int)
         self._skipped_steps = 0
         self.add_callback(_EpochEndCallback(self))
         if self._task_names is not None:
@@ -312,8 +314,11 @@ class FlatMTLTrainer(Trainer):
     def _record(self, result: Any) -> None:
         for task, loss in result.losses.items():
             self._log_sums[f"loss/{task}"] += float(loss)
+            self._log_counts[f"loss/{task}"] += 1
         for key, value in result.stats.items():
-            self._log_sums["conflict_share" if key == "conflict" else key] += value
+            name = "conflict_share" if key == "conflict" else key
+            self._log_sums[name] += value
+            self._log_counts[name] += 1
         self._log_count += 1
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -321,11 +326,13 @@ class FlatMTLTrainer(Trainer):
         since the last log: ``loss/<task>`` (mean over processes), ``grad_norm/<task>`` (clean
         shared gradient), ``weight/<sub-problem>/<task>`` (weight-based aggregators),
         ``perturbation_norm/{shared,task}/<task>`` (flat runs), ``conflict_share`` (share of
-        micro-batches where some ``g_i . g_j < 0``) and ``skipped_steps`` (cumulative)."""
+        micro-batches where some ``g_i . g_j < 0``), ``flat_refresh`` (share of micro-batches
+        that recomputed the flat part, ``flat_every > 1``) and ``skipped_steps`` (cumulative)."""
         if "loss" in logs and self._log_count:
             for key, total in self._log_sums.items():
-                logs[key] = total / self._log_count
+                logs[key] = total / self._log_counts[key]
             self._log_sums.clear()
+            self._log_counts.clear()
             self._log_count = 0
         if "loss" in logs:
             logs["skipped_steps"] = self._skipped_steps
@@ -432,7 +439,6 @@ class FlatMTLTrainer(Trainer):
             )
         for name, aggregator in self._aggregators.items():
             aggregator.load_state_dict(saved[name])
-
 
     # ------------------------------------------------------------------ hub
 
