@@ -18,7 +18,7 @@ Protocols (every setting is passed to the example explicitly; its own defaults n
     (``--mnist_dir`` / ``--fashion_dir``, default ``/work/shared/data/...``), 2 epochs, Adam
     (no weight decay) 4e-3 after 100 warm-up steps with cosine decay to 0 (at the authors' 1e-3
     constant, LeNet is still far from converged after 2 epochs), batch 256, no clipping; SAM with
-    one radius 0.05 for the shared and the task parts, separate norms (the paper's Algorithm
+    one radius 0.01 for the shared and the task parts, separate norms (the paper's Algorithm
     1); the radius was chosen by ``sweep`` (``results/rho_sweep.json``).
 ``paper``
     The authors' Multi-MNIST settings: ResNet18 (7x7 one-channel stem, fc 512->100, heads
@@ -33,6 +33,7 @@ Runs use one CPU thread by default (``--threads``): the machine is shared.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import logging
@@ -73,6 +74,8 @@ COMMON = [
     "--per_device_eval_batch_size", "1000",
     "--max_grad_norm", "0",
     "--flat_strategy", "individual",
+    "--flat_every", "1",
+    "--batched_task_grads", "false",
     "--copies", "2",
     "--eval_strategy", "no",
     "--save_strategy", "no",
@@ -90,8 +93,8 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
         "learning_rate": 4e-3,
         "lr_scheduler_type": "cosine",
         "warmup_steps": 100,
-        "rho_shared": 0.05,
-        "rho_task": 0.05,
+        "rho_shared": 0.01,
+        "rho_task": 0.01,
         "adaptive": False,
         "joint_norm": False,
         "aggregator_kwargs": {"cagrad": {"c": 0.4}},
@@ -194,8 +197,18 @@ def example_argv(spec: dict[str, Any], source: str, mnist_dir: str, fashion_dir:
     return argv
 
 
+def package_fingerprint() -> str:
+    """Hash of the package sources, so records from different code can be told apart."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "src" / "flatmtl").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def train_one(spec: dict[str, Any], source: str, mnist_dir: str, fashion_dir: str) -> dict:
     """Train and evaluate one run; returns its record."""
+    fingerprint = package_fingerprint()  # the code as imported, before any later edit
     with tempfile.TemporaryDirectory(prefix="flatmtl-quality-") as output_dir:
         argv = example_argv(spec, source, mnist_dir, fashion_dir)
         start = time.perf_counter()
@@ -211,6 +224,7 @@ def train_one(spec: dict[str, Any], source: str, mnist_dir: str, fashion_dir: st
         "joint_norm": settings["joint_norm"],
         "source": source,
         "threads": torch.get_num_threads(),
+        "package_sha256": fingerprint,
         "argv": argv,
     }
 
@@ -228,6 +242,7 @@ def write_runs(path: Path, runs: list[dict[str, Any]]) -> None:
     with os.fdopen(handle, "w") as stream:
         json.dump({"runs": runs}, stream, indent=1)
         stream.write("\n")
+    os.chmod(temporary, 0o644)  # mkstemp creates 0600; results are meant to be shared
     os.replace(temporary, path)
 
 
@@ -282,7 +297,13 @@ def summarize(runs: list[dict[str, Any]], protocol: str) -> dict[tuple, dict[str
     """(variant, aggregator, flat) -> {task or "average": accuracies over seeds}."""
     cells: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for record in runs:
-        if record["protocol"] != protocol or record.get("max_steps") is not None:
+        if record["protocol"] != protocol:
+            continue
+        # Only runs under the protocol's current settings (a sweep's other radii stay out).
+        current = make_spec(
+            protocol, record["variant"], record["aggregator"], record["flat"], record["seed"]
+        )
+        if run_key(record) != run_key(current):
             continue
         cell = cells[(record["variant"], record["aggregator"], record["flat"])]
         accuracies = [record["accuracies"][task] for task in TASKS]
@@ -365,7 +386,7 @@ def plot(runs: list[dict[str, Any]], protocol: str, path: Path) -> None:
         axis.set_ylabel("average test accuracy (%)")
         if lows:
             axis.set_ylim(max(0.0, min(lows) - 2.0), 100.0)
-        axis.legend(loc="lower right")
+        axis.legend(loc="upper right", ncol=2)
     figure.suptitle(f"Multi-MNIST family, protocol {protocol} (mean ± std over seeds)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
