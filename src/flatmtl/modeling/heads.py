@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -70,10 +69,3 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     if int(count) == 0:
         return values.sum() * 0.0
     return (values * mask).sum() / count
-
-
-def one_hot_ignore(target: Tensor, num_classes: int, ignore_index: int) -> Tensor:
-    """Helper for dense heads: one-hot labels with ignored pixels all zero."""
-    valid = target != ignore_index
-    safe = torch.where(valid, target, torch.zeros_like(target))
-    return F.one_hot(safe, num_classes) * valid.unsqueeze(-1)
