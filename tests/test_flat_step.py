@@ -19,6 +19,11 @@ from helpers import TASKS, TwoHeadNet, toy_data
 LR = 0.1
 RHO_SHARED = 0.3
 RHO_TASK = 0.2
+# One plain SGD step per batch: no schedule, decay or clipping between us and the reference.
+EXACT_SGD = dict(
+    learning_rate=LR, optim="sgd", lr_scheduler_type="constant", weight_decay=0.0,
+    max_grad_norm=0.0, report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True,
+)
 
 
 def _names(model: TwoHeadNet) -> tuple[list[str], dict[str, list[str]]]:
@@ -132,15 +137,7 @@ def trainer_update(
         output_dir=str(tmp_path),
         per_device_train_batch_size=len(data),
         max_steps=steps,
-        learning_rate=LR,
-        optim="sgd",
-        lr_scheduler_type="constant",
-        weight_decay=0.0,
-        max_grad_norm=0.0,
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        disable_tqdm=True,
+        **EXACT_SGD,
         **config,
     )
     trainer = FlatMTLTrainer(model=model, args=args, train_dataset=data)
@@ -231,15 +228,7 @@ def test_sum_plain_equals_transformers_trainer(tmp_path):
         output_dir=str(tmp_path / "hf"),
         per_device_train_batch_size=len(data),
         max_steps=2,
-        learning_rate=LR,
-        optim="sgd",
-        lr_scheduler_type="constant",
-        weight_decay=0.0,
-        max_grad_norm=0.0,
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        disable_tqdm=True,
+        **EXACT_SGD,
     )
     Trainer(model=reference_model, args=args, train_dataset=data).train()
     ours = trainer_update(TwoHeadNet(), tmp_path / "ours", steps=2, aggregator="sum", flat=False)
