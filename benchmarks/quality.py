@@ -5,8 +5,12 @@ under a named protocol and appends one record to ``benchmarks/results/multi_mnis
 run whose key (variant, aggregator, flat, seed, rho_shared, rho_task, adaptive, epochs,
 protocol, and any smoke-test limits) is already recorded is skipped, and the file is
 rewritten atomically after every run, so a grid can be stopped and resumed, or run in pieces.
+Several ``run`` processes may share one results file (one per core, say): each claims the next
+free run under a file lock, so no run is trained twice. Files from other machines are combined
+with ``merge``.
 
     python benchmarks/quality.py run --protocol cpu --variants multi_mnist --seeds 0
+    python benchmarks/quality.py merge elsewhere.json   # into results/multi_mnist.json
     python benchmarks/quality.py sweep --rhos 0.01 0.05 0.2   # writes rho_sweep.json
     python benchmarks/quality.py table    # Markdown: mean +- std over seeds, flat - plain
     python benchmarks/quality.py plot     # bar plot PNG
@@ -33,16 +37,20 @@ Runs use one CPU thread by default (``--threads``): the machine is shared.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import importlib.util
 import json
 import logging
 import os
+import socket
 import statistics
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +61,9 @@ EXAMPLE = ROOT / "examples" / "multi_mnist.py"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RESULTS = RESULTS_DIR / "multi_mnist.json"
 SWEEP = RESULTS_DIR / "rho_sweep.json"
-DEFAULT_MNIST_DIR = "/work/shared/data/mnist"
-DEFAULT_FASHION_DIR = "/work/shared/data/fashion-mnist"
+SHARED_DATA = ROOT.parent / "shared" / "data"  # the IDX files, when a checkout sits beside it
+DEFAULT_MNIST_DIR = str(SHARED_DATA / "mnist")
+DEFAULT_FASHION_DIR = str(SHARED_DATA / "fashion-mnist")
 
 VARIANTS = ("multi_mnist", "multi_fashion", "multi_fashion_and_mnist")
 AGGREGATORS = ("mean", "mgda", "pcgrad", "cagrad", "imtl", "nashmtl", "fairgrad")
@@ -235,33 +244,135 @@ def read_runs(path: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text())["runs"]
 
 
-def write_runs(path: Path, runs: list[dict[str, Any]]) -> None:
+def write_json(path: Path, payload: Any) -> None:
     """Replace ``path`` in one step, so an interrupted write never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(handle, "w") as stream:
-        json.dump({"runs": runs}, stream, indent=1)
+        json.dump(payload, stream, indent=1)
         stream.write("\n")
     os.chmod(temporary, 0o644)  # mkstemp creates 0600; results are meant to be shared
     os.replace(temporary, path)
 
 
-def run_grid(specs: list[dict[str, Any]], path: Path, options: argparse.Namespace) -> int:
-    """Run every spec not yet in ``path``, one at a time; returns how many were run."""
-    done = 0
-    for index, spec in enumerate(specs, 1):
+def write_runs(path: Path, runs: list[dict[str, Any]]) -> None:
+    write_json(path, {"runs": runs})
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (through ``<path>.lock``) across processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def claims_path(path: Path) -> Path:
+    return path.with_name(path.name + ".claims")
+
+
+def _claim_holder() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _holder_alive(holder: dict[str, Any]) -> bool:
+    """A claim from this host whose process is gone is stale; one from another host counts."""
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def read_claims(path: Path) -> dict[str, dict[str, Any]]:
+    """The runs being trained now by live processes, keyed by ``json.dumps(run_key)``."""
+    claims_file = claims_path(path)
+    if not claims_file.exists():
+        return {}
+    claims = json.loads(claims_file.read_text())
+    return {key: holder for key, holder in claims.items() if _holder_alive(holder)}
+
+
+def _claim_key(spec: dict[str, Any]) -> str:
+    return json.dumps(list(run_key(spec)))
+
+
+def claim_next(specs: list[dict[str, Any]], path: Path) -> dict[str, Any] | None:
+    """The first spec neither recorded nor claimed, now claimed by this process; or None."""
+    with locked(path):
         finished = {run_key(record) for record in read_runs(path)}
+        claims = read_claims(path)
+        for spec in specs:
+            if run_key(spec) in finished or _claim_key(spec) in claims:
+                continue
+            claims[_claim_key(spec)] = _claim_holder()
+            write_json(claims_path(path), claims)
+            return spec
+    return None
+
+
+def release(spec: dict[str, Any], path: Path, record: dict[str, Any] | None) -> None:
+    """Drop this process's claim on ``spec`` and, when given, store its ``record``."""
+    with locked(path):
+        if record is not None:
+            runs = [r for r in read_runs(path) if run_key(r) != run_key(spec)] + [record]
+            write_runs(path, runs)
+        claims = read_claims(path)
+        claims.pop(_claim_key(spec), None)
+        write_json(claims_path(path), claims)
+
+
+def run_grid(specs: list[dict[str, Any]], path: Path, options: argparse.Namespace) -> int:
+    """Run every spec not yet in ``path`` nor claimed by another process; returns how many."""
+    order = {run_key(spec): index for index, spec in enumerate(specs, 1)}
+    done = 0
+    while (spec := claim_next(specs, path)) is not None:
         label = " ".join(f"{name}={spec[name]}" for name in KEY_FIELDS[:5])
-        if run_key(spec) in finished:
-            logger.info("[%d/%d] skip (recorded): %s", index, len(specs), label)
-            continue
-        logger.info("[%d/%d] run: %s", index, len(specs), label)
-        record = train_one(spec, options.source, options.mnist_dir, options.fashion_dir)
+        logger.info("[%d/%d] run: %s", order[run_key(spec)], len(specs), label)
+        record = None
+        try:
+            record = train_one(spec, options.source, options.mnist_dir, options.fashion_dir)
+        finally:  # a failed run is released, not recorded: the next `run` retries it
+            release(spec, path, record)
         logger.info("  -> %s in %.0f s", record["accuracies"], record["seconds"])
-        runs = [r for r in read_runs(path) if run_key(r) != run_key(spec)] + [record]
-        write_runs(path, runs)
         done += 1
+    logger.info("nothing left to claim in %s", path)
     return done
+
+
+def merge(sources: list[Path], path: Path) -> int:
+    """Add the records of ``sources`` to ``path``; returns how many were new.
+
+    The same run recorded with different accuracies in two files is an error: which one is
+    right cannot be decided here.
+    """
+    with locked(path):
+        runs = read_runs(path)
+        by_key = {run_key(record): record for record in runs}
+        added = 0
+        for source in sources:
+            for record in read_runs(source):
+                known = by_key.get(run_key(record))
+                if known is None:
+                    by_key[run_key(record)] = record
+                    runs.append(record)
+                    added += 1
+                elif known["accuracies"] != record["accuracies"]:
+                    raise ValueError(
+                        f"`sources`: {source} records run {run_key(record)} with accuracies "
+                        f"{record['accuracies']}, but it is already recorded with "
+                        f"{known['accuracies']}. Remove one of the two records and merge again."
+                    )
+        write_runs(path, runs)
+    return added
 
 
 def grid_specs(options: argparse.Namespace) -> list[dict[str, Any]]:
@@ -435,10 +546,11 @@ def sweep(options: argparse.Namespace) -> None:
         for flat in (True, False)
     }
     shared = [r for r in read_runs(options.sweep_results) if run_key(r) in grid_keys]
-    recorded = {run_key(r) for r in read_runs(options.results)}
-    missing = [r for r in shared if run_key(r) not in recorded]
-    if missing:
-        write_runs(options.results, read_runs(options.results) + missing)
+    with locked(options.results):
+        recorded = {run_key(r) for r in read_runs(options.results)}
+        missing = [r for r in shared if run_key(r) not in recorded]
+        if missing:
+            write_runs(options.results, read_runs(options.results) + missing)
     for record in read_runs(options.sweep_results):
         print(
             f"rho={record['rho_shared']:<6} flat={record['flat']!s:<5} "
@@ -483,6 +595,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     rho_sweep.add_argument("--seed", type=int, default=0)
     rho_sweep.add_argument("--rhos", nargs="+", type=float, default=[0.01, 0.05, 0.2])
 
+    combine = commands.add_parser("merge", help="Add the records of other results files.")
+    common(combine)
+    combine.add_argument("sources", nargs="+", type=Path)
+
     table = commands.add_parser("table", help="Print (and write) the Markdown table.")
     common(table)
     table.add_argument("--output", type=Path, default=RESULTS.with_suffix(".md"))
@@ -503,6 +619,12 @@ def main(argv: list[str] | None = None) -> None:
         logger.info("%d run(s) made; results in %s", count, options.results)
     elif options.command == "sweep":
         sweep(options)
+    elif options.command == "merge":
+        missing = [str(source) for source in options.sources if not source.exists()]
+        if missing:
+            raise SystemExit(f"merge: `sources` not found: {', '.join(missing)}.")
+        count = merge(options.sources, options.results)
+        logger.info("%d new run(s) merged into %s", count, options.results)
     elif options.command == "table":
         text = markdown_table(read_runs(options.results), options.protocol)
         options.output.write_text(text)

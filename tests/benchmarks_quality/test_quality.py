@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import socket
 import statistics
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +135,103 @@ def test_table_and_plot_from_a_synthetic_file(quality, tmp_path):
     png = tmp_path / "plot.png"
     quality.main(["plot", "--results", str(results), "--output", str(png)])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _fake_record(spec, left=0.9, right=0.8):
+    return {**spec, "accuracies": {"top_left": left, "bottom_right": right}, "seconds": 0.0}
+
+
+def _options(quality):
+    return quality.parse_args(["run", "--source", "sample"])
+
+
+def test_concurrent_runs_share_one_file_and_train_each_run_once(quality, tmp_path, monkeypatch):
+    results = tmp_path / "runs.json"
+    specs = [
+        quality.make_spec("cpu", "multi_mnist", name, flat, seed)
+        for seed in (0, 1) for name in ("mean", "mgda", "pcgrad") for flat in (True, False)
+    ]  # fmt: skip
+    trained, lock = [], threading.Lock()
+
+    def fake_train(spec, source, mnist_dir, fashion_dir):
+        with lock:
+            trained.append(quality.run_key(spec))
+        time.sleep(0.02)  # long enough that the workers overlap
+        return _fake_record(spec, left=spec["seed"] / 10)
+
+    monkeypatch.setattr(quality, "train_one", fake_train)
+    counts = []
+    workers = [
+        threading.Thread(target=lambda: counts.append(
+            quality.run_grid(specs, results, _options(quality))))
+        for _ in range(3)
+    ]  # fmt: skip
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    assert sorted(trained) == sorted(quality.run_key(spec) for spec in specs)  # once each
+    assert sum(counts) == len(specs) and max(counts) < len(specs)  # the work was shared
+    runs = json.loads(results.read_text())["runs"]
+    assert sorted(quality.run_key(r) for r in runs) == sorted(trained)
+    assert all(r["accuracies"]["top_left"] == r["seed"] / 10 for r in runs)
+    assert json.loads(quality.claims_path(results).read_text()) == {}
+
+
+def test_claims_of_live_processes_are_skipped_and_stale_ones_taken(quality, tmp_path):
+    results = tmp_path / "runs.json"
+    first, second = (quality.make_spec("cpu", "multi_fashion", "imtl", flat, 2)
+                     for flat in (True, False))  # fmt: skip
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    dead = {"host": socket.gethostname(), "pid": int(finished.stdout)}
+    alive = {"host": socket.gethostname(), "pid": os.getpid()}
+    elsewhere = {"host": socket.gethostname() + "-other", "pid": 1}
+
+    claims = {quality._claim_key(first): alive}
+    quality.write_json(quality.claims_path(results), claims)
+    assert quality.claim_next([first, second], results) == second  # first is being trained
+
+    quality.write_json(quality.claims_path(results), {quality._claim_key(first): elsewhere})
+    assert quality.claim_next([first], results) is None  # another host's claim is respected
+
+    quality.write_json(quality.claims_path(results), {quality._claim_key(first): dead})
+    assert quality.claim_next([first], results) == first  # its process is gone: take it over
+    holder = json.loads(quality.claims_path(results).read_text())[quality._claim_key(first)]
+    assert holder == alive
+
+
+def test_a_failed_run_is_released_and_not_recorded(quality, tmp_path, monkeypatch):
+    results = tmp_path / "runs.json"
+    spec = quality.make_spec("cpu", "multi_mnist", "cagrad", True, 0)
+
+    def broken_train(spec, source, mnist_dir, fashion_dir):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(quality, "train_one", broken_train)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        quality.run_grid([spec], results, _options(quality))
+    assert quality.read_runs(results) == []
+    assert quality.claim_next([spec], results) == spec  # free to be retried
+
+
+def test_merge_adds_new_runs_keeps_equal_ones_and_refuses_conflicts(quality, tmp_path):
+    target, other = tmp_path / "main.json", tmp_path / "other.json"
+    shared = _fake_record(quality.make_spec("cpu", "multi_mnist", "mean", False, 0))
+    new = _fake_record(quality.make_spec("cpu", "multi_mnist", "mean", True, 0), 0.7, 0.6)
+    quality.write_runs(target, [shared])
+    quality.write_runs(other, [dict(shared), new])
+
+    quality.main(["merge", "--results", str(target), str(other)])
+    assert quality.read_runs(target) == [shared, new]
+    assert quality.merge([other], target) == 0  # merging again changes nothing
+
+    quality.write_runs(other, [_fake_record(shared, 0.1, 0.2)])
+    with pytest.raises(ValueError, match="already recorded") as error:
+        quality.merge([other], target)
+    assert str(other) in str(error.value) and "Remove one" in str(error.value)
+    assert quality.read_runs(target) == [shared, new]  # untouched by the refused merge
+
+    with pytest.raises(SystemExit, match="not found"):
+        quality.main(["merge", "--results", str(target), str(tmp_path / "missing.json")])
