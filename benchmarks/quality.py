@@ -19,11 +19,11 @@ Protocols (every setting is passed to the example explicitly; its own defaults n
 
 ``cpu``
     LeNet (the Pareto-MTL shapes) on the full 120k / 20k composites built from the IDX files
-    (``--mnist_dir`` / ``--fashion_dir``, default ``/work/shared/data/...``), 2 epochs, Adam
-    (no weight decay) 4e-3 after 100 warm-up steps with cosine decay to 0 (at the authors' 1e-3
-    constant, LeNet is still far from converged after 2 epochs), batch 256, no clipping; SAM with
-    one radius 0.01 for the shared and the task parts, separate norms (the paper's Algorithm
-    1); the radius was chosen by ``sweep`` (``results/rho_sweep.json``).
+    (``--mnist_dir`` / ``--fashion_dir``; by default ``shared/data/`` beside the checkout),
+    2 epochs, Adam (no weight decay) 4e-3 after 100 warm-up steps with cosine decay to 0 (at the
+    authors' 1e-3 constant, LeNet is still far from converged after 2 epochs), batch 256, no
+    clipping; SAM with one radius 0.01 for the shared and the task parts, separate norms (the
+    paper's Algorithm 1); the radius was chosen by ``sweep`` (``results/rho_sweep.json``).
 ``paper``
     The authors' Multi-MNIST settings: ResNet18 (7x7 one-channel stem, fc 512->100, heads
     100->10), Adam 1e-3 constant, no weight decay, batch 256, 200 epochs, no clipping; ASAM
