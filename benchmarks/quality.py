@@ -56,6 +56,8 @@ from typing import Any
 
 import torch
 
+from flatmtl.aggregation import AGGREGATORS as REGISTERED_AGGREGATORS
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "multi_mnist.py"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -238,10 +240,39 @@ def train_one(spec: dict[str, Any], source: str, mnist_dir: str, fashion_dir: st
     }
 
 
+def _read_json(path: Path, expected: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{path} is not readable as {expected}: {error}. Restore it, or delete it to start "
+            "afresh."
+        ) from None
+
+
 def read_runs(path: Path) -> list[dict[str, Any]]:
+    """The records in a results file (none when it does not exist yet)."""
     if not path.exists():
         return []
-    return json.loads(path.read_text())["runs"]
+    payload = _read_json(path, 'a results file ({"runs": [...]})')
+    runs = payload.get("runs") if isinstance(payload, dict) else None
+    if not isinstance(runs, list):
+        raise ValueError(
+            f'{path} is not a results file: expected a JSON object {{"runs": [...]}}, found '
+            f"{type(payload).__name__}{' without `runs`' if isinstance(payload, dict) else ''}."
+            " Pass a file written by `run`."
+        )
+    for index, record in enumerate(runs):
+        missing = [f for f in (*KEY_FIELDS, "accuracies") if not isinstance(record, dict)
+                   or f not in record]  # fmt: skip
+        if not missing and set(record["accuracies"]) != set(TASKS):
+            missing = [f"accuracies for {list(TASKS)}"]
+        if missing:
+            raise ValueError(
+                f"{path}: record {index} lacks {', '.join(missing)}; every record needs "
+                f"{', '.join(KEY_FIELDS)} and accuracies. Remove or complete it."
+            )
+    return runs
 
 
 def write_json(path: Path, payload: Any) -> None:
@@ -297,7 +328,7 @@ def read_claims(path: Path) -> dict[str, dict[str, Any]]:
     claims_file = claims_path(path)
     if not claims_file.exists():
         return {}
-    claims = json.loads(claims_file.read_text())
+    claims = _read_json(claims_file, "the claims of running processes")
     return {key: holder for key, holder in claims.items() if _holder_alive(holder)}
 
 
@@ -344,7 +375,20 @@ def run_grid(specs: list[dict[str, Any]], path: Path, options: argparse.Namespac
             release(spec, path, record)
         logger.info("  -> %s in %.0f s", record["accuracies"], record["seconds"])
         done += 1
-    logger.info("nothing left to claim in %s", path)
+    with locked(path):
+        busy = read_claims(path)
+    if busy:
+        holders = sorted({f"{h['host']}:{h['pid']}" for h in busy.values()})
+        logger.warning(
+            "%d run(s) are still claimed by other processes (%s); they are not finished. If "
+            "those processes are gone for good (another host's are never checked), delete %s "
+            "and run again.",
+            len(busy),
+            ", ".join(holders),
+            claims_path(path),
+        )
+    else:
+        logger.info("nothing left to run in %s", path)
     return done
 
 
@@ -366,8 +410,9 @@ def merge(sources: list[Path], path: Path) -> int:
                     runs.append(record)
                     added += 1
                 elif known["accuracies"] != record["accuracies"]:
+                    key = ", ".join(f"{n}={v}" for n, v in zip(KEY_FIELDS, run_key(record)))
                     raise ValueError(
-                        f"`sources`: {source} records run {run_key(record)} with accuracies "
+                        f"`sources`: {source} records the run ({key}) with accuracies "
                         f"{record['accuracies']}, but it is already recorded with "
                         f"{known['accuracies']}. Remove one of the two records and merge again."
                     )
@@ -405,22 +450,34 @@ def _cell(values: list[float]) -> str:
 
 
 def summarize(runs: list[dict[str, Any]], protocol: str) -> dict[tuple, dict[str, list[float]]]:
-    """(variant, aggregator, flat) -> {task or "average": accuracies over seeds}."""
+    """(variant, aggregator, flat) -> {task or "average": accuracies over seeds}.
+
+    Only runs under the protocol's current settings count: a sweep's other radii, other epoch
+    counts and smoke-test runs (step or data limits) stay out, and how many did is logged.
+    """
     cells: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    left_out = 0
     for record in runs:
         if record["protocol"] != protocol:
             continue
-        # Only runs under the protocol's current settings (a sweep's other radii stay out).
         current = make_spec(
             protocol, record["variant"], record["aggregator"], record["flat"], record["seed"]
         )
         if run_key(record) != run_key(current):
+            left_out += 1
             continue
         cell = cells[(record["variant"], record["aggregator"], record["flat"])]
         accuracies = [record["accuracies"][task] for task in TASKS]
         for task, value in zip(TASKS, accuracies):
             cell[task].append(value)
         cell["average"].append(statistics.fmean(accuracies))
+    if left_out:
+        logger.warning(
+            "%d %r record(s) left out: not under the protocol's current settings (another "
+            "radius or epoch count, or a smoke test with step or data limits).",
+            left_out,
+            protocol,
+        )
     return cells
 
 
@@ -559,53 +616,108 @@ def sweep(options: argparse.Namespace) -> None:
         )
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {value}")
+    return value
+
+
+def _radius(text: str) -> float:
+    value = float(text)
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, found {text}")
+    return value
+
+
+def _aggregator(text: str) -> str:
+    name = text.lower()
+    if name not in REGISTERED_AGGREGATORS:
+        raise argparse.ArgumentTypeError(
+            f"unknown aggregator {text!r}; expected one of {', '.join(REGISTERED_AGGREGATORS)}"
+        )
+    return name
+
+
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Every option's help ends with its default, so the paths written to are visible."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--protocol", choices=sorted(PROTOCOLS), default="cpu")
-        sub.add_argument("--results", type=Path, default=RESULTS)
+        sub.add_argument(
+            "--protocol", choices=sorted(PROTOCOLS), default="cpu", help="Named settings."
+        )
+        sub.add_argument("--results", type=Path, default=RESULTS, help="The grid's records.")
 
     def training(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--source", choices=["idx", "sample", "hub"], default="idx")
-        sub.add_argument("--mnist_dir", default=DEFAULT_MNIST_DIR)
-        sub.add_argument("--fashion_dir", default=DEFAULT_FASHION_DIR)
-        sub.add_argument("--epochs", type=int, default=None, help="Override the protocol's.")
-        sub.add_argument("--threads", type=int, default=1)
+        sub.add_argument(
+            "--source", choices=["idx", "sample", "hub"], default="idx", help="Image source."
+        )
+        sub.add_argument("--mnist_dir", default=DEFAULT_MNIST_DIR, help="MNIST IDX folder.")
+        sub.add_argument(
+            "--fashion_dir", default=DEFAULT_FASHION_DIR, help="Fashion-MNIST IDX folder."
+        )
+        sub.add_argument(
+            "--epochs", type=_positive_int, default=None, help="Override the protocol's."
+        )
+        sub.add_argument("--threads", type=_positive_int, default=1, help="Torch CPU threads.")
 
-    run = commands.add_parser("run", help="Run (the missing part of) a grid.")
+    run = commands.add_parser(
+        "run", formatter_class=_HelpWithDefaults, help="Run (the missing part of) a grid."
+    )
     common(run)
     training(run)
     run.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
-    run.add_argument("--aggregators", nargs="+", default=list(AGGREGATORS))
+    run.add_argument("--aggregators", nargs="+", type=_aggregator, default=list(AGGREGATORS))
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     run.add_argument("--flat_modes", nargs="+", choices=FLAT_MODES, default=list(FLAT_MODES))
-    run.add_argument("--rho", type=float, default=None, help="Override the protocol's radius.")
-    run.add_argument("--max_steps", type=int, default=None, help="Smoke tests only.")
-    run.add_argument("--train_limit", type=int, default=None, help="Smoke tests only.")
-    run.add_argument("--test_limit", type=int, default=None, help="Smoke tests only.")
+    run.add_argument("--rho", type=_radius, default=None, help="Override the protocol's radius.")
+    for limit in ("--max_steps", "--train_limit", "--test_limit"):
+        run.add_argument(limit, type=_positive_int, default=None, help="Smoke tests only.")
 
-    rho_sweep = commands.add_parser("sweep", help="SAM radius sweep for one aggregator.")
+    rho_sweep = commands.add_parser(
+        "sweep", formatter_class=_HelpWithDefaults, help="SAM radius sweep for one aggregator."
+    )
     common(rho_sweep)
     training(rho_sweep)
-    rho_sweep.add_argument("--sweep_results", type=Path, default=SWEEP)
+    rho_sweep.add_argument(
+        "--sweep_results",
+        type=Path,
+        default=SWEEP,
+        help="All radii; the grid's own go to --results too.",
+    )
     rho_sweep.add_argument("--variant", choices=VARIANTS, default="multi_mnist")
-    rho_sweep.add_argument("--aggregator", default="mgda")
+    rho_sweep.add_argument("--aggregator", type=_aggregator, default="mgda")
     rho_sweep.add_argument("--seed", type=int, default=0)
-    rho_sweep.add_argument("--rhos", nargs="+", type=float, default=[0.01, 0.05, 0.2])
+    rho_sweep.add_argument("--rhos", nargs="+", type=_radius, default=[0.01, 0.05, 0.2])
 
-    combine = commands.add_parser("merge", help="Add the records of other results files.")
+    combine = commands.add_parser(
+        "merge", formatter_class=_HelpWithDefaults, help="Add the records of other results files."
+    )
     common(combine)
-    combine.add_argument("sources", nargs="+", type=Path)
+    combine.add_argument("sources", nargs="+", type=Path, help="Results files to add.")
 
-    table = commands.add_parser("table", help="Print (and write) the Markdown table.")
+    table = commands.add_parser(
+        "table", formatter_class=_HelpWithDefaults, help="Print (and write) the Markdown table."
+    )
     common(table)
-    table.add_argument("--output", type=Path, default=RESULTS.with_suffix(".md"))
+    table.add_argument("--output", type=Path, default=RESULTS.with_suffix(".md"), help="Markdown.")
 
-    figure = commands.add_parser("plot", help="Draw the bar plot.")
+    figure = commands.add_parser(
+        "plot", formatter_class=_HelpWithDefaults, help="Draw the bar plot."
+    )
     common(figure)
-    figure.add_argument("--output", type=Path, default=RESULTS.with_suffix(".png"))
+    figure.add_argument("--output", type=Path, default=RESULTS.with_suffix(".png"), help="PNG.")
     return parser.parse_args(argv)
 
 
@@ -614,19 +726,35 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if options.command in ("run", "sweep"):
         torch.set_num_threads(options.threads)
-    if options.command == "run":
-        count = run_grid(grid_specs(options), options.results, options)
-        logger.info("%d run(s) made; results in %s", count, options.results)
-    elif options.command == "sweep":
-        sweep(options)
-    elif options.command == "merge":
+        if options.command == "run":
+            count = run_grid(grid_specs(options), options.results, options)
+            logger.info("%d run(s) made; results in %s", count, options.results)
+        else:
+            sweep(options)
+        return
+    try:  # a bad file is a one-line message here: no training state to debug
+        report(options)
+    except ValueError as error:
+        raise SystemExit(f"{options.command}: {error}") from None
+
+
+def report(options: argparse.Namespace) -> None:
+    """The `merge`, `table` and `plot` subcommands."""
+    if options.command == "merge":
         missing = [str(source) for source in options.sources if not source.exists()]
         if missing:
-            raise SystemExit(f"merge: `sources` not found: {', '.join(missing)}.")
+            raise ValueError(
+                f"`sources` not found: {', '.join(missing)}. Pass results files written by `run`."
+            )
         count = merge(options.sources, options.results)
         logger.info("%d new run(s) merged into %s", count, options.results)
+    elif not options.results.exists():
+        raise ValueError(
+            f"`--results` {options.results} does not exist; pass the file `run` wrote."
+        )
     elif options.command == "table":
         text = markdown_table(read_runs(options.results), options.protocol)
+        options.output.parent.mkdir(parents=True, exist_ok=True)
         options.output.write_text(text)
         print(text)
     else:

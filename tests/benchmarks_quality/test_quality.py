@@ -235,3 +235,60 @@ def test_merge_adds_new_runs_keeps_equal_ones_and_refuses_conflicts(quality, tmp
 
     with pytest.raises(SystemExit, match="not found"):
         quality.main(["merge", "--results", str(target), str(tmp_path / "missing.json")])
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"runs": [', "is not readable as a results file"),
+        ("[]", "expected a JSON object"),
+        ("{}", "without `runs`"),
+        ('{"runs": [{"variant": "multi_mnist"}]}', "record 0 lacks aggregator, flat"),
+    ],
+)
+def test_a_broken_results_file_is_named_in_the_error(quality, tmp_path, content, message):
+    broken = tmp_path / "broken.json"
+    broken.write_text(content)
+    with pytest.raises(ValueError, match=message) as error:
+        quality.read_runs(broken)
+    assert str(broken) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--aggregators", "mean", "nosuch"], "unknown aggregator 'nosuch'"),
+        (["--rho", "-0.5"], "expected a finite number >= 0, found -0.5"),
+        (["--threads", "0"], "expected an integer >= 1, found 0"),
+        (["--max_steps", "-1"], "expected an integer >= 1, found -1"),
+    ],
+)
+def test_bad_run_arguments_fail_before_any_training(quality, capsys, flags, message):
+    with pytest.raises(SystemExit):
+        quality.parse_args(["run", *flags])
+    assert message in capsys.readouterr().err
+
+
+def test_table_says_which_records_it_leaves_out(quality, tmp_path, caplog):
+    results = tmp_path / "runs.json"
+    smoke = quality.make_spec("cpu", "multi_mnist", "mean", True, 0, max_steps=3)
+    real = quality.make_spec("cpu", "multi_mnist", "mean", False, 0)
+    quality.write_runs(results, [_fake_record(smoke), _fake_record(real)])
+    with caplog.at_level("WARNING", logger=quality.logger.name):
+        text = quality.markdown_table(quality.read_runs(results), "cpu")
+    assert "1 'cpu' record(s) left out" in caplog.text
+    assert "| 1/0 |" in text  # the plain run counts, the smoke run does not
+
+    with pytest.raises(SystemExit, match="does not exist"):
+        quality.main(["table", "--results", str(tmp_path / "missing.json")])
+
+
+def test_a_run_left_with_claims_of_others_says_so(quality, tmp_path, caplog):
+    results = tmp_path / "runs.json"
+    spec = quality.make_spec("cpu", "multi_mnist", "mean", True, 0)
+    other = {"host": socket.gethostname() + "-other", "pid": 7}
+    quality.write_json(quality.claims_path(results), {quality._claim_key(spec): other})
+    with caplog.at_level("INFO", logger=quality.logger.name):
+        assert quality.run_grid([spec], results, _options(quality)) == 0
+    assert "1 run(s) are still claimed" in caplog.text and other["host"] in caplog.text
+    assert str(quality.claims_path(results)) in caplog.text
