@@ -449,8 +449,20 @@ def _cell(values: list[float]) -> str:
     return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f}"
 
 
+def _paired_difference(plain: dict[str, list], flat: dict[str, list]) -> str:
+    """Flat minus plain of the mean average accuracy; with the same seeds on both sides, also
+    the sample std of the per-seed differences (the pairing removes the seed's own effect)."""
+    delta = 100 * (statistics.fmean(flat["average"]) - statistics.fmean(plain["average"]))
+    plain_by_seed = dict(zip(plain["seed"], plain["average"]))
+    flat_by_seed = dict(zip(flat["seed"], flat["average"]))
+    if len(flat_by_seed) < 2 or set(flat_by_seed) != set(plain_by_seed):
+        return f"{delta:+.2f}"
+    differences = [100 * (flat_by_seed[seed] - plain_by_seed[seed]) for seed in flat_by_seed]
+    return f"{delta:+.2f} ± {statistics.stdev(differences):.2f}"
+
+
 def summarize(runs: list[dict[str, Any]], protocol: str) -> dict[tuple, dict[str, list[float]]]:
-    """(variant, aggregator, flat) -> {task or "average": accuracies over seeds}.
+    """(variant, aggregator, flat) -> {task, "average" or "seed": one value per seed}.
 
     Only runs under the protocol's current settings count: a sweep's other radii, other epoch
     counts and smoke-test runs (step or data limits) stay out, and how many did is logged.
@@ -471,6 +483,7 @@ def summarize(runs: list[dict[str, Any]], protocol: str) -> dict[tuple, dict[str
         for task, value in zip(TASKS, accuracies):
             cell[task].append(value)
         cell["average"].append(statistics.fmean(accuracies))
+        cell["seed"].append(record["seed"])
     if left_out:
         logger.warning(
             "%d %r record(s) left out: not under the protocol's current settings (another "
@@ -486,7 +499,7 @@ def markdown_table(runs: list[dict[str, Any]], protocol: str) -> str:
     cells = summarize(runs, protocol)
     header = (
         "| variant | aggregator | seeds (plain/flat) | plain top-left | plain bottom-right | "
-        "plain avg | flat top-left | flat bottom-right | flat avg | flat − plain (avg) |"
+        "plain avg | flat top-left | flat bottom-right | flat avg | flat − plain (avg, paired) |"
     )
     lines = [header, "|" + "---|" * 10]
     pairs = sorted(
@@ -503,11 +516,7 @@ def markdown_table(runs: list[dict[str, Any]], protocol: str) -> str:
         ]
         for cell in (plain, flat):
             row += [_cell(cell[k]) if cell else "–" for k in (*TASKS, "average")]
-        if plain and flat:
-            delta = 100 * (statistics.fmean(flat["average"]) - statistics.fmean(plain["average"]))
-            row.append(f"{delta:+.2f}")
-        else:
-            row.append("–")
+        row.append(_paired_difference(plain, flat) if plain and flat else "–")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

@@ -128,6 +128,11 @@ def test_table_and_plot_from_a_synthetic_file(quality, tmp_path):
     plain_avg = statistics.fmean(sum(p) / 2 for p in accuracies[("pcgrad", False)])
     flat_avg = statistics.fmean(sum(p) / 2 for p in accuracies[("pcgrad", True)])
     expected.append(100 * (flat_avg - plain_avg))
+    paired = [
+        100 * (sum(f) - sum(q)) / 2
+        for f, q in zip(accuracies[("pcgrad", True)], accuracies[("pcgrad", False)])
+    ]
+    expected.append(statistics.stdev(paired))  # same seeds on both sides: paired spread
     assert numbers == pytest.approx(expected, abs=0.006)
     assert "3/3" in rows["pcgrad"] and "1/0" in rows["imtl"]
     assert rows["imtl"].rstrip(" |").endswith("–")  # no flat run: no difference
