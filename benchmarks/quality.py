@@ -662,11 +662,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
+    def results(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--results", type=Path, default=RESULTS, help="The grid's records.")
+
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--protocol", choices=sorted(PROTOCOLS), default="cpu", help="Named settings."
         )
-        sub.add_argument("--results", type=Path, default=RESULTS, help="The grid's records.")
+        results(sub)
 
     def training(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
@@ -713,7 +716,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     combine = commands.add_parser(
         "merge", formatter_class=_HelpWithDefaults, help="Add the records of other results files."
     )
-    common(combine)
+    results(combine)
     combine.add_argument("sources", nargs="+", type=Path, help="Results files to add.")
 
     table = commands.add_parser(
