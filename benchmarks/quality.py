@@ -462,7 +462,7 @@ def _paired_difference(plain: dict[str, list], flat: dict[str, list]) -> str:
 
 
 def summarize(runs: list[dict[str, Any]], protocol: str) -> dict[tuple, dict[str, list[float]]]:
-    """(variant, aggregator, flat) -> {task, "average" or "seed": one value per seed}.
+    """(variant, aggregator, flat) -> {task, "average", "seed" or "seconds": one value per seed}.
 
     Only runs under the protocol's current settings count: a sweep's other radii, other epoch
     counts and smoke-test runs (step or data limits) stay out, and how many did is logged.
@@ -484,6 +484,7 @@ def summarize(runs: list[dict[str, Any]], protocol: str) -> dict[tuple, dict[str
             cell[task].append(value)
         cell["average"].append(statistics.fmean(accuracies))
         cell["seed"].append(record["seed"])
+        cell["seconds"].append(record["seconds"])
     if left_out:
         logger.warning(
             "%d %r record(s) left out: not under the protocol's current settings (another "
@@ -499,9 +500,10 @@ def markdown_table(runs: list[dict[str, Any]], protocol: str) -> str:
     cells = summarize(runs, protocol)
     header = (
         "| variant | aggregator | seeds (plain/flat) | plain top-left | plain bottom-right | "
-        "plain avg | flat top-left | flat bottom-right | flat avg | flat − plain (avg, paired) |"
+        "plain avg | flat top-left | flat bottom-right | flat avg | flat − plain (avg, paired) | "
+        "time plain / flat (s) |"
     )
-    lines = [header, "|" + "---|" * 10]
+    lines = [header, "|" + "---|" * 11]
     pairs = sorted(
         {(v, a) for v, a, _ in cells},
         key=lambda p: (_order(p[0], VARIANTS), _order(p[1], AGGREGATORS)),
@@ -517,6 +519,9 @@ def markdown_table(runs: list[dict[str, Any]], protocol: str) -> str:
         for cell in (plain, flat):
             row += [_cell(cell[k]) if cell else "–" for k in (*TASKS, "average")]
         row.append(_paired_difference(plain, flat) if plain and flat else "–")
+        row.append(
+            " / ".join(f"{statistics.fmean(c['seconds']):.0f}" if c else "–" for c in (plain, flat))
+        )
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

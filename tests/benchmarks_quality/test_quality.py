@@ -106,7 +106,7 @@ def test_table_and_plot_from_a_synthetic_file(quality, tmp_path):
     }
     runs = [
         {**quality.make_spec("cpu", "multi_fashion", name, flat, seed),
-         "accuracies": {"top_left": left, "bottom_right": right}, "seconds": 1.0}
+         "accuracies": {"top_left": left, "bottom_right": right}, "seconds": 1.0 + flat}
         for (name, flat), values in accuracies.items()
         for seed, (left, right) in enumerate(values)
     ]  # fmt: skip
@@ -119,7 +119,9 @@ def test_table_and_plot_from_a_synthetic_file(quality, tmp_path):
     rows = {line.split(" | ")[1]: line for line in table_path.read_text().splitlines()[2:]}
     assert list(rows) == ["pcgrad", "imtl"]  # the grid's order, not the alphabet's
 
-    numbers = [float(x) for x in re.findall(r"[-+]?\d+\.\d+", rows["pcgrad"])]
+    *accuracy_cells, seconds = rows["pcgrad"].strip(" |").split(" | ")
+    assert seconds == "1 / 2"  # mean seconds per run, plain / flat
+    numbers = [float(x) for x in re.findall(r"[-+]?\d+\.\d+", " | ".join(accuracy_cells))]
     expected = []
     for flat in (False, True):
         pairs = accuracies[("pcgrad", flat)]
@@ -135,7 +137,7 @@ def test_table_and_plot_from_a_synthetic_file(quality, tmp_path):
     expected.append(statistics.stdev(paired))  # same seeds on both sides: paired spread
     assert numbers == pytest.approx(expected, abs=0.006)
     assert "3/3" in rows["pcgrad"] and "1/0" in rows["imtl"]
-    assert rows["imtl"].rstrip(" |").endswith("–")  # no flat run: no difference
+    assert rows["imtl"].strip(" |").split(" | ")[-2:] == ["–", "1 / –"]  # no flat run
 
     png = tmp_path / "plot.png"
     quality.main(["plot", "--results", str(results), "--output", str(png)])
