@@ -24,6 +24,10 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks scripts
 	$(BIN)/python -m pytest -q tests
 
+bench: $(STAMP)
+	$(BIN)/python benchmarks/aggregators.py
+	$(BIN)/python benchmarks/step_time.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks scripts
 	$(BIN)/ruff format --check src tests examples benchmarks scripts
