@@ -81,8 +81,8 @@ class FlatSettings:
             one in between (``individual`` strategy only; 1 recomputes it every step).
         batched_task_grads: take the ``m`` clean per-task gradients in one batched backward
             (``torch.autograd.grad(..., is_grads_batched=True)``) instead of ``m`` backwards.
-            Equal results; faster on small-headed models, slower where each task has a large
-            branch of its own (MTAN), see ``benchmarks/step_time.py``.
+            Equal results; measured slower than the loop on every model benchmarked (LeNet,
+            ResNet18, MTAN), see ``benchmarks/step_time.py``.
     """
 
     flat: bool = True

@@ -70,6 +70,8 @@ METHOD_FIELDS = (
     "adaptive",
     "flat_strategy",
     "joint_norm",
+    "flat_every",
+    "shared_patterns",
 )
 
 #: Optimisation settings shown on the card (nothing else of the arguments is ever read).
@@ -203,7 +205,7 @@ def training_summary(training_args: Any) -> dict[str, dict[str, Any]]:
     else:
         fields = METHOD_FIELDS + HYPERPARAMETER_FIELDS
         source = {name: getattr(training_args, name, None) for name in fields}
-    method = {k: _plain(source[k]) for k in METHOD_FIELDS if source.get(k) is not None}
+    method = {k: _plain(source[k]) for k in METHOD_FIELDS if source.get(k) not in (None, [], ())}
     hyper = {k: _plain(source[k]) for k in HYPERPARAMETER_FIELDS if source.get(k) is not None}
     if hyper.get("max_steps", 0) in (0, -1):
         hyper.pop("max_steps", None)

@@ -62,8 +62,9 @@ class FlatMTLTrainer(Trainer):
         args: a :class:`~flatmtl.FlatMTLConfig`.
         partition: a fixed :class:`~flatmtl.partition.ParameterPartition`; by default it is
             inferred from the first training batch.
-        aggregator: an aggregator instance to use in place of ``args.aggregator`` (a factory
-            makes one fresh copy per sub-problem, so pass a class or a callable to be safe).
+        aggregator: an aggregator to use in place of ``args.aggregator``: an ``Aggregator``
+            subclass or a zero-argument callable returning a new instance (one is built per
+            sub-problem, so an instance is refused).
         task_names: the task names in the order of the model's ``losses``; read from
             ``model.config.task_names`` when present. Needed up front by methods with learned
             parameters (``uw``, ``imtl_l``, ``gradnorm``), which must join the optimizer.
@@ -454,9 +455,11 @@ class FlatMTLTrainer(Trainer):
 
         The card lists every task with its metrics in ``model-index`` (by default those of the
         last evaluation in the logs), the aggregator and flat settings, the training data and
-        how to load the model. ``kwargs`` take ``dataset`` (Hub id or ids), ``dataset_split``,
-        ``language``, ``license`` and ``finetuned_from``. The context is also recorded on the
-        model, so a later ``model.push_to_hub`` uploads the same card.
+        how to load the model. ``kwargs`` take ``dataset`` (Hub id or ids; ``dataset_tags`` is
+        an alias), ``dataset_split``, ``language``, ``license`` and ``finetuned_from``;
+        ``tasks`` and ``dataset_args`` (``Trainer``'s) are refused for flatmtl models. The
+        context is also recorded on the model, so a later ``model.push_to_hub`` uploads the
+        same card.
         """
         from .hub import CARD_CONTEXT_ATTRIBUTE, CardContext, build_model_card, training_summary
 
@@ -478,6 +481,15 @@ class FlatMTLTrainer(Trainer):
             super().create_model_card(model_name=model_name, tags=tags, **kwargs)
             return
 
+        for name, reason in (
+            ("tasks", "each head's Hub task type is taken from the model config"),
+            ("dataset_args", "the card names the data through `dataset` and `dataset_name`"),
+        ):
+            if kwargs.get(name) is not None:
+                raise ValueError(
+                    f"`{name}` is not used on a flatmtl model card ({reason}); found "
+                    f"{kwargs[name]!r}. Drop the argument."
+                )
         # A card written earlier (e.g. before `save_model` pushes) supplies what is not given.
         previous = getattr(model, CARD_CONTEXT_ATTRIBUTE, None) or CardContext()
         if metrics is None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from hub_helpers import FAKE_TOKEN, tiny_text_model
 
-from flatmtl import FlatMTLConfig, MultiTaskConfig
+from flatmtl import FlatMTLConfig, FlatMTLTrainer, MultiTaskConfig
 from flatmtl.hub import CITATION, build_model_card, split_task_metrics
 
 MNIST_TASKS = [
@@ -112,6 +113,7 @@ def test_card_text_shows_settings_data_loading_and_citation(tmp_path):
         "| `rho_shared` | 0.03 |",
         "| `rho_task` | 0.01 |",
         "| `flat_strategy` | individual |",
+        "| `flat_every` | 1 |",
         "| `adaptive` | False |",
         "| `seed` | 7 |",
         "{'reduction': 'mean'}",
@@ -124,6 +126,23 @@ def test_card_text_shows_settings_data_loading_and_citation(tmp_path):
     ):
         assert line in text, line
     assert "arXiv:2211.13723" in CITATION and "Phan, Hoang" in CITATION
+
+
+def test_card_lists_shared_patterns_only_when_set(tmp_path):
+    config = MultiTaskConfig(tasks=MNIST_TASKS)
+    plain = str(build_model_card(config, model_name="m", training_args=_args(tmp_path)))
+    assert "shared_patterns" not in plain
+    overridden = _args(tmp_path, shared_patterns=["^backbone\\."], flat_every=2)
+    text = str(build_model_card(config, model_name="m", training_args=overridden))
+    assert "| `shared_patterns` | ['^backbone\\\\.'] |" in text and "| `flat_every` | 2 |" in text
+
+
+@pytest.mark.parametrize("name", ["tasks", "dataset_args"])
+def test_trainer_card_refuses_arguments_it_would_not_use(tmp_path, name):
+    trainer = FlatMTLTrainer(model=tiny_text_model(), args=_args(tmp_path))
+    with pytest.raises(ValueError, match=f"`{name}` is not used on a flatmtl model card"):
+        trainer.create_model_card(**{name: "text-classification"})
+    assert not (tmp_path / "README.md").exists()
 
 
 def test_card_without_metrics_has_no_model_index(tmp_path):
