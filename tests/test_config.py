@@ -13,9 +13,25 @@ from flatmtl import FlatMTLConfig
 def test_command_line_flags(tmp_path):
     parser = HfArgumentParser(FlatMTLConfig)
     (args,) = parser.parse_args_into_dataclasses(
-        ["--output_dir", str(tmp_path), "--no-flat", "--aggregator", "CAGrad",
-         "--aggregator_kwargs", '{"c": 0.5}', "--rho_shared", "0.1", "--rho_task", "0.02",
-         "--adaptive", "--flat_strategy", "direct", "--shared_patterns", "att", "gate"]
+        [
+            "--output_dir",
+            str(tmp_path),
+            "--no-flat",
+            "--aggregator",
+            "CAGrad",
+            "--aggregator_kwargs",
+            '{"c": 0.5}',
+            "--rho_shared",
+            "0.1",
+            "--rho_task",
+            "0.02",
+            "--adaptive",
+            "--flat_strategy",
+            "direct",
+            "--shared_patterns",
+            "att",
+            "gate",
+        ]
     )
     assert args.flat is False and args.aggregator == "cagrad"
     assert args.aggregator_kwargs == {"c": 0.5}

@@ -183,8 +183,12 @@ def test_learned_aggregator_needs_task_names_up_front(tmp_path):
     with pytest.raises(ValueError, match="Pass `task_names=\\[...\\]`"):
         trainer.train()
     model = TwoHeadNet()
-    trainer = FlatMTLTrainer(model=model, args=_args(tmp_path, aggregator="uw", max_steps=2),
-                             train_dataset=toy_data(), task_names=["a", "b"])
+    trainer = FlatMTLTrainer(
+        model=model,
+        args=_args(tmp_path, aggregator="uw", max_steps=2),
+        train_dataset=toy_data(),
+        task_names=["a", "b"],
+    )
     trainer.train()
     log_variances = [p for a in trainer._aggregators.values() for p in a.parameters()]
     stepped = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}

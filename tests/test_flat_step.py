@@ -21,8 +21,15 @@ RHO_SHARED = 0.3
 RHO_TASK = 0.2
 # One plain SGD step per batch: no schedule, decay or clipping between us and the reference.
 EXACT_SGD = dict(
-    learning_rate=LR, optim="sgd", lr_scheduler_type="constant", weight_decay=0.0,
-    max_grad_norm=0.0, report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True,
+    learning_rate=LR,
+    optim="sgd",
+    lr_scheduler_type="constant",
+    weight_decay=0.0,
+    max_grad_norm=0.0,
+    report_to="none",
+    save_strategy="no",
+    use_cpu=True,
+    disable_tqdm=True,
 )
 
 

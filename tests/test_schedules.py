@@ -21,10 +21,18 @@ def test_steps_per_epoch(tmp_path):
 
 
 def test_step_decay_multiplies_the_rate_every_k_steps(tmp_path):
-    args = _config(tmp_path, per_device_train_batch_size=2, max_steps=5, learning_rate=0.1,
-                   save_strategy="no", disable_tqdm=True, logging_steps=1)
-    trainer = StepDecayTrainer(model=TwoHeadNet(), args=args, train_dataset=toy_data(),
-                               lr_step_size=2, lr_gamma=0.5)
+    args = _config(
+        tmp_path,
+        per_device_train_batch_size=2,
+        max_steps=5,
+        learning_rate=0.1,
+        save_strategy="no",
+        disable_tqdm=True,
+        logging_steps=1,
+    )
+    trainer = StepDecayTrainer(
+        model=TwoHeadNet(), args=args, train_dataset=toy_data(), lr_step_size=2, lr_gamma=0.5
+    )
     trainer.train()
     rates = [entry["learning_rate"] for entry in trainer.state.log_history if "loss" in entry]
     assert rates == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])

@@ -126,15 +126,17 @@ def split_task_metrics(
 
     ``test_accuracy_top_left`` or ``eval_segmentation_miou`` belong to task ``top_left`` /
     ``segmentation`` (the task name is the suffix or the prefix of the metric name, after an
-    ``eval_`` / ``test_`` prefix). Run statistics and non-finite values are left out.
+    ``eval_`` / ``test_`` prefix). Run statistics are left out; so are values that are not
+    finite numbers, with a warning naming them (a card cannot show them as results).
     """
     per_task: dict[str, dict[str, float]] = {name: {} for name in config.task_names}
     names = sorted(config.task_names, key=len, reverse=True)
     split = None
+    unusable = []
     for key, value in metrics.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue
-        if not math.isfinite(float(value)):
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not numeric or not math.isfinite(float(value)):
+            unusable.append(f"{key}={value!r}")
             continue
         base = key
         for prefix, split_name in _SPLITS.items():
@@ -150,6 +152,11 @@ def split_task_metrics(
             if base.startswith(name + "_") and len(base) > len(name) + 1:
                 per_task[name][base[len(name) + 1 :]] = float(value)
                 break
+    if unusable:
+        logger.warning(
+            "Model card: metrics left out because they are not finite numbers: %s.",
+            ", ".join(unusable),
+        )
     return per_task, split
 
 

@@ -445,6 +445,7 @@ class FlatMTLTrainer(Trainer):
 
     def create_model_card(
         self,
+        *,
         model_name: str | None = None,
         dataset_name: str | None = None,
         tags: str | list[str] | None = None,
@@ -452,6 +453,9 @@ class FlatMTLTrainer(Trainer):
         **kwargs: Any,
     ) -> None:
         """Write the flatmtl model card (``README.md``) into ``args.output_dir``.
+
+        Every argument is keyword-only: ``Trainer.create_model_card`` takes ``language`` first,
+        so positions would silently mean something else here.
 
         The card lists every task with its metrics in ``model-index`` (by default those of the
         last evaluation in the logs), the aggregator and flat settings, the training data and
@@ -471,7 +475,8 @@ class FlatMTLTrainer(Trainer):
         if unknown:
             raise TypeError(
                 f"`create_model_card` got unexpected arguments {sorted(unknown)}; it takes "
-                f"model_name, dataset_name, tags, metrics and {sorted(allowed)}."
+                f"model_name, dataset_name, tags, metrics and {sorted(allowed)} (`tasks` and "
+                "`dataset_args` only for models other than flatmtl's), all by keyword."
             )
         model = self.accelerator.unwrap_model(self.model)
         config = getattr(model, "config", None)

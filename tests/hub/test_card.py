@@ -30,7 +30,7 @@ def _args(tmp_path, **overrides) -> FlatMTLConfig:
     return FlatMTLConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, **options)
 
 
-def test_split_task_metrics_reads_suffixes_prefixes_and_drops_run_statistics():
+def test_split_task_metrics_reads_suffixes_prefixes_and_drops_run_statistics(caplog):
     config = MultiTaskConfig(tasks=SCENE_TASKS, backbone="segnet_mtan")
     metrics = {
         "eval_segmentation_miou": 0.4,
@@ -40,8 +40,12 @@ def test_split_task_metrics_reads_suffixes_prefixes_and_drops_run_statistics():
         "eval_runtime": 3.0,
         "eval_delta_m": 2.0,
         "eval_segmentation_pixel_acc": float("nan"),
+        "eval_depth_rel_err": "high",
     }
-    per_task, split = split_task_metrics(config, metrics)
+    with caplog.at_level("WARNING", logger="flatmtl.hub"):
+        per_task, split = split_task_metrics(config, metrics)
+    assert "eval_segmentation_pixel_acc=nan" in caplog.text
+    assert "eval_depth_rel_err='high'" in caplog.text
     assert per_task == {
         "segmentation": {"miou": 0.4},
         "depth": {"abs_err": 0.6},
@@ -165,3 +169,10 @@ def test_tokens_never_reach_the_card(tmp_path):
     assert "name-<redacted>" in str(card)
     clean = build_model_card(MultiTaskConfig(tasks=MNIST_TASKS), training_args=args)
     assert FAKE_TOKEN not in str(clean) and "hub_token" not in str(clean)
+
+
+def test_trainer_card_arguments_are_keyword_only(tmp_path):
+    trainer = FlatMTLTrainer(model=tiny_text_model(), args=_args(tmp_path))
+    with pytest.raises(TypeError):
+        trainer.create_model_card("en")  # Trainer's first positional is `language`
+    assert not (tmp_path / "README.md").exists()

@@ -16,8 +16,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def _run(tmp_path, **options):
     model = TinyNet()
-    settings = dict(per_device_train_batch_size=8, max_steps=4, logging_steps=2,
-                    aggregator="mgda", flat=True, save_strategy="steps", save_steps=4)
+    settings = dict(
+        per_device_train_batch_size=8,
+        max_steps=4,
+        logging_steps=2,
+        aggregator="mgda",
+        flat=True,
+        save_strategy="steps",
+        save_steps=4,
+    )
     settings.update(options)  # fmt: skip
     trainer = make_trainer(model, str(tmp_path), toy_data(16), **settings)
     trainer.train()
@@ -40,8 +47,11 @@ def test_logged_diagnostics_names_and_values(tmp_path):
     assert abs(first["weight/loss/a"] + first["weight/loss/b"] - 1.0) < 1e-9  # MGDA: simplex
     # The per-task loss and the gradient norm of the first window, recomputed by hand.
     model = TinyNet()
-    batches = list(make_trainer(TinyNet(), str(tmp_path / "o"), toy_data(16),
-                                per_device_train_batch_size=8).get_train_dataloader())
+    batches = list(
+        make_trainer(
+            TinyNet(), str(tmp_path / "o"), toy_data(16), per_device_train_batch_size=8
+        ).get_train_dataloader()
+    )
     losses = model(batches[0]["x"], batches[0]["labels"])["losses"]
     grad = torch.autograd.grad(losses["a"], [model.trunk.weight, model.trunk.bias])
     norm = float(torch.sqrt(sum((g**2).sum() for g in grad)))

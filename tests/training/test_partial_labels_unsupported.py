@@ -49,8 +49,13 @@ def test_zero_gradient_row_perturbs_nothing_and_aggregators_stay_finite():
 
     before = state(model)
     for name in ("mgda", "pcgrad", "imtl", "upgrad", "aligned_mtl", "fairgrad", "graddrop"):
-        step = FlatStep(model, shared, tasks,
-                        build_aggregators(lambda n=name: get_aggregator(n), settings, 2), settings)
+        step = FlatStep(
+            model,
+            shared,
+            tasks,
+            build_aggregators(lambda n=name: get_aggregator(n), settings, 2),
+            settings,
+        )
         output = step(forward)  # fmt: skip
         assert torch.isfinite(output.shared_direction).all(), name
         assert all(g is None or bool((g == 0).all()) for g in output.task_grads["b"]), name

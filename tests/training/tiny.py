@@ -54,9 +54,7 @@ class TinyNet(nn.Module):
                 return self._forward(x, labels, tasks)
         return self._forward(x, labels, tasks)
 
-    def _forward(
-        self, x: Tensor, labels: Tensor | None, tasks: list[str] | None
-    ) -> dict[str, Any]:
+    def _forward(self, x: Tensor, labels: Tensor | None, tasks: list[str] | None) -> dict[str, Any]:
         hidden = self.trunk(x)
         if self.norm is not None:
             hidden = self.norm(hidden)
