@@ -58,3 +58,12 @@ def test_pickled_arguments_never_carry_the_hub_token(tmp_path):
     restored = pickle.loads(pickle.dumps(args))
     assert restored.hub_token is None and restored.rho_shared == args.rho_shared
     assert args.hub_token == "hf_not_a_real_token_123"  # the live object keeps it
+
+
+def test_aggregator_kwargs_with_bad_json_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"`aggregator_kwargs` must be a JSON object.*double"):
+        FlatMTLConfig(output_dir=str(tmp_path), aggregator="cagrad", aggregator_kwargs="{c:0.4}")
+    parsed = FlatMTLConfig(
+        output_dir=str(tmp_path), aggregator="cagrad", aggregator_kwargs='{"c": 1}'
+    )
+    assert parsed.aggregator_kwargs == {"c": 1}

@@ -10,6 +10,7 @@ import torch
 from flatmtl import FlatMTLConfig, FlatMTLTrainer, FlatSettings, FlatStep, get_aggregator
 from flatmtl.data import load_idx_folder, load_multi_mnist
 from flatmtl.flat import NonFiniteLossError, build_aggregators
+from flatmtl.trainer import extract_losses
 from helpers import TwoHeadNet, toy_data
 
 
@@ -37,7 +38,9 @@ class NoLosses(TwoHeadNet):
 
 def test_model_output_without_losses(tmp_path):
     trainer = FlatMTLTrainer(model=NoLosses(), args=_args(tmp_path), train_dataset=toy_data())
-    with pytest.raises(ValueError, match=r"no `losses` mapping.*found \['loss', 'logits'\]"):
+    with pytest.raises(
+        ValueError, match=r"no `losses` mapping.*found the keys \[.loss., .logits.\]"
+    ):
         trainer.train()
 
 
@@ -194,3 +197,8 @@ def test_learned_aggregator_needs_task_names_up_front(tmp_path):
     stepped = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
     assert log_variances and all(id(p) in stepped for p in log_variances)
     assert all(not torch.equal(p.detach(), torch.zeros_like(p)) for p in log_variances)
+
+
+def test_losses_that_are_not_a_mapping_are_described():
+    with pytest.raises(ValueError, match=r"found `losses` of type list"):
+        extract_losses({"loss": torch.tensor(1.0), "losses": [torch.tensor(1.0)]})

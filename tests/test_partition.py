@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -54,3 +55,11 @@ def test_partition_ignores_frozen_parameters():
     data = toy_data()
     partition = ParameterPartition.infer(model, model(data.x, data.labels)["losses"])
     assert partition.shared == ["trunk.weight"]
+
+
+def test_a_bad_shared_pattern_is_named():
+    model = WithExtras()
+    data = toy_data()
+    losses = model(data.x, data.labels)["losses"]
+    with pytest.raises(ValueError, match=r"`shared_patterns` holds '\(', which is not a regular"):
+        ParameterPartition.infer(model, losses, shared_patterns=["("])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +98,14 @@ class FlatMTLConfig(TrainingArguments):
     def __post_init__(self) -> None:
         if self.aggregator_kwargs is None:
             self.aggregator_kwargs = {}
+        if isinstance(self.aggregator_kwargs, str):
+            try:
+                self.aggregator_kwargs = json.loads(self.aggregator_kwargs)
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"`aggregator_kwargs` must be a JSON object, found {self.aggregator_kwargs!r} "
+                    f"({error}). Quote keys and strings with double quotes, e.g. '{{\"c\": 0.4}}'."
+                ) from None
         super().__post_init__()
         if not isinstance(self.aggregator_kwargs, dict):
             raise ValueError(

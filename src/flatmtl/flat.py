@@ -189,6 +189,7 @@ class FlatStep:
         if not shared_params:
             raise ValueError(
                 "No shared parameters: no parameter is reached by two or more task losses. "
+                "A model with one task, or a task whose loss reaches no parameter, has none. "
                 "Check that every task uses the backbone, or pass `shared_patterns`."
             )
         self.model = model

@@ -59,7 +59,7 @@ class ParameterPartition:
             for param_id in parameters_reached(loss):
                 if param_id in users:
                     users[param_id].append(task)
-        patterns = [re.compile(pattern) for pattern in shared_patterns]
+        patterns = [_compile(pattern) for pattern in shared_patterns]
 
         shared: list[str] = []
         tasks: dict[str, list[str]] = {task: [] for task in losses}
@@ -131,3 +131,13 @@ def parameters_reached(output: Tensor) -> set[int]:
             reached.add(id(variable))
         stack.extend(next_node for next_node, _ in node.next_functions)
     return reached
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise ValueError(
+            f"`shared_patterns` holds {pattern!r}, which is not a regular expression ({error}). "
+            "Escape special characters, e.g. '\\.' for a literal dot."
+        ) from None

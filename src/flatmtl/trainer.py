@@ -36,7 +36,12 @@ def extract_losses(outputs: Any) -> dict[str, Tensor]:
     if losses is None and not isinstance(outputs, Mapping):
         losses = getattr(outputs, "losses", None)
     if not isinstance(losses, Mapping) or not losses:
-        found = list(outputs.keys()) if isinstance(outputs, Mapping) else type(outputs).__name__
+        if losses is not None:
+            found = f"`losses` of type {type(losses).__name__}: {losses!r}"
+        elif isinstance(outputs, Mapping):
+            found = f"the keys {list(outputs.keys())}"
+        else:
+            found = type(outputs).__name__
         raise ValueError(
             "The model output has no `losses` mapping (task name -> scalar loss); found "
             f"{found}. Return e.g. `{{'loss': sum, 'losses': {{'task_a': loss_a, ...}}}}` "
