@@ -6,6 +6,19 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+# One plain SGD step per batch: no schedule, decay or clipping between a trainer and a
+# hand-computed reference.
+EXACT_SGD = dict(
+    optim="sgd",
+    lr_scheduler_type="constant",
+    weight_decay=0.0,
+    max_grad_norm=0.0,
+    report_to="none",
+    save_strategy="no",
+    use_cpu=True,
+    disable_tqdm=True,
+)
+
 TASKS = ("a", "b")
 
 

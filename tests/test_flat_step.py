@@ -14,23 +14,11 @@ import torch
 from torch import Tensor
 
 from flatmtl import FlatMTLConfig, FlatMTLTrainer
-from helpers import TASKS, TwoHeadNet, toy_data
+from helpers import EXACT_SGD, TASKS, TwoHeadNet, toy_data
 
 LR = 0.1
 RHO_SHARED = 0.3
 RHO_TASK = 0.2
-# One plain SGD step per batch: no schedule, decay or clipping between us and the reference.
-EXACT_SGD = dict(
-    learning_rate=LR,
-    optim="sgd",
-    lr_scheduler_type="constant",
-    weight_decay=0.0,
-    max_grad_norm=0.0,
-    report_to="none",
-    save_strategy="no",
-    use_cpu=True,
-    disable_tqdm=True,
-)
 
 
 def _names(model: TwoHeadNet) -> tuple[list[str], dict[str, list[str]]]:
@@ -144,6 +132,7 @@ def trainer_update(
         output_dir=str(tmp_path),
         per_device_train_batch_size=len(data),
         max_steps=steps,
+        learning_rate=LR,
         **EXACT_SGD,
         **config,
     )
@@ -235,6 +224,7 @@ def test_sum_plain_equals_transformers_trainer(tmp_path):
         output_dir=str(tmp_path / "hf"),
         per_device_train_batch_size=len(data),
         max_steps=2,
+        learning_rate=LR,
         **EXACT_SGD,
     )
     Trainer(model=reference_model, args=args, train_dataset=data).train()

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # helpers
 
 from tiny import TinyNet, make_trainer, state, toy_data  # noqa: E402
 

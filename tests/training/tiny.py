@@ -1,7 +1,7 @@
 """A tiny two-head model, data and a trainer factory for the training tests.
 
-Kept free of pytest so that the multi-process script (``ddp_train.py``) runs the very same
-code as the single-process references.
+Kept free of pytest (as is ``helpers``) so that the multi-process script (``ddp_train.py``)
+runs the very same code as the single-process references.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from flatmtl import FlatMTLConfig, FlatMTLTrainer
 from flatmtl.modeling.heads import ClassificationHead
+from helpers import EXACT_SGD
 
 TASKS = ("a", "b")
 IGNORE = ClassificationHead.ignore_index
@@ -111,14 +112,7 @@ def make_trainer(
         per_device_train_batch_size=4,
         max_steps=3,
         learning_rate=0.1,
-        optim="sgd",
-        lr_scheduler_type="constant",
-        weight_decay=0.0,
-        max_grad_norm=0.0,
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        disable_tqdm=True,
+        **EXACT_SGD,
         dataloader_num_workers=0,
         aggregator="mgda",
         rho_shared=0.3,
