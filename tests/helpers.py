@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
+from transformers import TrainerCallback
 
 # One plain SGD step per batch: no schedule, decay or clipping between a trainer and a
 # hand-computed reference.
@@ -82,3 +83,16 @@ def toy_data(n: int = 8, seed: int = 1) -> TensorDictDataset:
     x = torch.randn(n, 4, generator=generator)
     labels = torch.randint(0, 2, (n, 2), generator=generator)
     return TensorDictDataset(x, labels)
+
+
+class StopAt(TrainerCallback):
+    """Save a checkpoint and stop training after optimizer step ``step`` (to test resuming)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_save = True
+            control.should_training_stop = True
+        return control

@@ -11,13 +11,12 @@ import pytest
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from transformers import TrainerCallback
 
 import flatmtl.flat as flat_module
 from flatmtl import FlatMTLConfig, FlatMTLTrainer, MultiTaskConfig, MultiTaskModel
 from flatmtl.aggregation import get_aggregator
 from flatmtl.flat import FlatSettings, FlatStep, build_aggregators
-from helpers import TASKS, TwoHeadNet, toy_data
+from helpers import TASKS, StopAt, TwoHeadNet, toy_data
 from test_flat_step import (
     LR,
     RHO_SHARED,
@@ -285,17 +284,6 @@ def test_stored_flat_part_is_the_mean_over_micro_batches():
             torch.testing.assert_close(got, (first + second) / 2, rtol=1e-6, atol=1e-8)
 
 
-class _StopAt(TrainerCallback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_save = True
-            control.should_training_stop = True
-        return control
-
-
 def _resume_trainer(output_dir, callbacks=None) -> tuple[FlatMTLTrainer, TwoHeadNet]:
     model = TwoHeadNet(batch_norm=True)
     args = FlatMTLConfig(
@@ -314,7 +302,7 @@ def test_resume_at_an_odd_step_equals_the_uninterrupted_run(tmp_path):
     trainer, full = _resume_trainer(tmp_path / "full")
     trainer.train()
 
-    cut, _ = _resume_trainer(tmp_path / "cut", callbacks=[_StopAt(3)])
+    cut, _ = _resume_trainer(tmp_path / "cut", callbacks=[StopAt(3)])
     cut.train()
     checkpoint = tmp_path / "cut" / "checkpoint-3"
     saved = torch.load(os.path.join(checkpoint, "flatmtl_state.pt"), weights_only=False)

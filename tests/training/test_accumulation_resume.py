@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 from tiny import TinyNet, make_trainer, state, toy_data
-from transformers import TrainerCallback
+
+from helpers import StopAt
 
 
 def test_sum_accumulation_equals_doubled_batch(tmp_path):
@@ -60,17 +61,6 @@ def test_nonlinear_aggregator_averages_micro_batch_directions(tmp_path):
     assert float((averaged["trunk.weight"] - big_batch["trunk.weight"]).abs().max()) > 1e-4
 
 
-class _StopAt(TrainerCallback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_save = True
-            control.should_training_stop = True
-        return control
-
-
 @pytest.mark.parametrize(
     "aggregator,kwargs",
     [("nashmtl", {}), ("dwa", {}), ("famo", {}), ("pcgrad", {}), ("rlw", {})],
@@ -86,7 +76,7 @@ def test_resume_equals_uninterrupted(aggregator, kwargs, tmp_path):
     make_trainer(full, str(tmp_path / "full"), toy_data(4), **options).train()
 
     first = TinyNet(dropout=0.2)
-    make_trainer(first, str(tmp_path / "cut"), toy_data(4), callbacks=[_StopAt(3)],
+    make_trainer(first, str(tmp_path / "cut"), toy_data(4), callbacks=[StopAt(3)],
                  **options).train()  # fmt: skip
     resumed = TinyNet(dropout=0.2)
     trainer = make_trainer(resumed, str(tmp_path / "cut"), toy_data(4), **options)
